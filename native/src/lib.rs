@@ -1,0 +1,23 @@
+//! `pyproxy._native`: the registration table of the native kernels, and nothing else.
+//!
+//! The kernels live in [`parse`] (naming syntax) and [`index`] (dtab lookup), in pure Rust; [`py`]
+//! wraps them for Python. Each mirrors a pure-Python twin under `pyproxy/_pure/` that is its spec.
+
+pub mod index;
+pub mod parse;
+mod py;
+
+use pyo3::prelude::*;
+
+/// The extension module: `__version__`, the `read_*` parsers and `DtabIndex`.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(py::read_path, m)?)?;
+    m.add_function(wrap_pyfunction!(py::read_prefix, m)?)?;
+    m.add_function(wrap_pyfunction!(py::read_tree, m)?)?;
+    m.add_function(wrap_pyfunction!(py::read_dentry, m)?)?;
+    m.add_function(wrap_pyfunction!(py::read_dtab, m)?)?;
+    m.add_class::<py::DtabIndex>()?;
+    Ok(())
+}
