@@ -20,7 +20,7 @@ from .namer import Namer
 from .path import Path
 from .tree import Empty, Fail, Leaf, NameTree, Neg
 
-__all__ = ["SystemNamer", "InetResolver", "SYSTEM", "java_split", "parse_java_int"]
+__all__ = ["SystemNamer", "InetResolver", "SYSTEM", "java_split", "parse_java_int", "literal_ip"]
 
 _DOLLAR = b"$"
 _INT = re.compile(r"[+-]?[0-9]+\Z")
@@ -70,7 +70,7 @@ class InetResolver:
             return AddrFailed(f"port out of range:{port}")
         if host == "":
             return AddrBound((Address("0.0.0.0", port),))
-        literal = _literal_ip(host)
+        literal = literal_ip(host)
         if literal is not None:
             return AddrBound((Address(literal, port),))
         try:
@@ -85,7 +85,7 @@ class InetResolver:
         return AddrBound(tuple(Address(ip, port) for ip in seen))
 
 
-def _literal_ip(host: str) -> Optional[str]:
+def literal_ip(host: str) -> Optional[str]:
     try:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:

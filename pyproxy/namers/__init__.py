@@ -1,0 +1,3 @@
+"""Service discovery plugins (Linkerd ``namers``): each answers names under ``/#/<prefix>``."""
+
+from .fs import FsNamer as FsNamer
