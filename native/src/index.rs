@@ -26,17 +26,29 @@ impl FxHasher {
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word) ^ (rest.len() as u64) << 56);
+        // Whole words, then the tail as one (overlapping) load: no byte copies through memory.
+        // Overlaps are harmless because `[u8]`'s `Hash` writes the length first.
+        let n = bytes.len();
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]));
+        let half = |at: usize| {
+            u64::from(u32::from_le_bytes(
+                bytes[at..at + 4].try_into().unwrap_or([0; 4]),
+            ))
+        };
+        if n >= 8 {
+            let mut at = 0;
+            while at + 8 <= n {
+                self.add(word(at));
+                at += 8;
+            }
+            if at < n {
+                self.add(word(n - 8));
+            }
+        } else if n >= 4 {
+            self.add(half(0) | half(n - 4) << 32);
+        } else if n > 0 {
+            let (a, b, c) = (bytes[0], bytes[n / 2], bytes[n - 1]);
+            self.add(u64::from(a) | u64::from(b) << 8 | u64::from(c) << 16);
         }
     }
 
@@ -92,7 +104,14 @@ impl Default for PrefixTrie {
 impl PrefixTrie {
     /// An empty trie.
     pub fn new() -> Self {
-        PrefixTrie { nodes: vec![Node { any: NONE, ..Node::default() }], wild: false, len: 0 }
+        PrefixTrie {
+            nodes: vec![Node {
+                any: NONE,
+                ..Node::default()
+            }],
+            wild: false,
+            len: 0,
+        }
     }
 
     /// Number of prefixes inserted.
@@ -106,7 +125,10 @@ impl PrefixTrie {
     }
 
     fn new_node(&mut self) -> u32 {
-        self.nodes.push(Node { any: NONE, ..Node::default() });
+        self.nodes.push(Node {
+            any: NONE,
+            ..Node::default()
+        });
         // Each node holds at least one prefix element and Python sequences are < isize::MAX long.
         u32::try_from(self.nodes.len() - 1).unwrap_or(NONE - 1)
     }
@@ -138,7 +160,9 @@ impl PrefixTrie {
             };
         }
         let index = self.len;
-        self.nodes[node as usize].ends.push(u32::try_from(index).unwrap_or(NONE));
+        self.nodes[node as usize]
+            .ends
+            .push(u32::try_from(index).unwrap_or(NONE));
         self.len += 1;
         index
     }
@@ -162,7 +186,7 @@ impl PrefixTrie {
                 ends(&mut found, node);
             }
         } else {
-            let mut stack = vec![(0u32, 0usize)];
+            let mut stack = Stack::<(u32, usize), 16>::new((0, 0));
             while let Some((node, depth)) = stack.pop() {
                 ends(&mut found, node);
                 if depth < n {
@@ -183,12 +207,51 @@ impl PrefixTrie {
     }
 }
 
+/// A LIFO stack kept in an array while it is small (the common case: no allocation per lookup).
+struct Stack<T: Copy, const N: usize> {
+    inline: [T; N],
+    len: usize,
+    spill: Vec<T>,
+}
+
+impl<T: Copy, const N: usize> Stack<T, N> {
+    fn new(first: T) -> Self {
+        Stack {
+            inline: [first; N],
+            len: 1,
+            spill: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, item: T) {
+        if self.len < N && self.spill.is_empty() {
+            self.inline[self.len] = item;
+            self.len += 1;
+        } else {
+            self.spill.push(item);
+        }
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        if let Some(item) = self.spill.pop() {
+            return Some(item);
+        }
+        self.len = self.len.checked_sub(1)?;
+        Some(self.inline[self.len])
+    }
+}
+
 /// `tree` with `suffix` appended to every leaf path (weights, `~`, `!`, `$` kept).
 pub fn rewrite(tree: &Tree, suffix: &[Vec<u8>]) -> Tree {
     match tree {
         Tree::Leaf(path) => Tree::Leaf(path.iter().chain(suffix).cloned().collect()),
         Tree::Alt(trees) => Tree::Alt(trees.iter().map(|t| rewrite(t, suffix)).collect()),
-        Tree::Union(trees) => Tree::Union(trees.iter().map(|(w, t)| (*w, rewrite(t, suffix))).collect()),
+        Tree::Union(trees) => Tree::Union(
+            trees
+                .iter()
+                .map(|(w, t)| (*w, rewrite(t, suffix)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }

@@ -11,6 +11,11 @@
 //! comment up to the next `\n`, a literal U+FFFF reads as "end of input" in the FOUND part of a
 //! message, and a weight that is a lone `.` is bracketed one position after the dot.
 
+mod error;
+
+use error::Fail;
+pub use error::{ErrorKind, ParseError, RawResult};
+
 /// A path: its elements, each a byte string.
 pub type Path = Vec<Vec<u8>>;
 /// A dentry prefix: its elements, `None` standing for the wildcard `*`.
@@ -40,34 +45,6 @@ pub enum Tree {
 /// Deepest nesting of parentheses the tree parser follows before giving up (it recurses per level).
 pub const MAX_DEPTH: usize = 1000;
 
-/// Why a parse failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The input does not follow the grammar (Finagle's `IllegalArgumentException`).
-    Syntax,
-    /// Parentheses nest deeper than [`MAX_DEPTH`] (the pure twin hits Python's recursion limit).
-    TooDeep,
-}
-
-/// A parse failure. `M` is `String` for `&str` input, `Vec<u8>` for generalized UTF-8 input.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParseError<M = String> {
-    /// `<expected> expected but <found> found at '<display>'` (Finagle's exact text).
-    pub message: M,
-    /// Index in code points of the offending character; the input length at end of input.
-    pub offset: usize,
-    /// What the parser wanted there: `'/'`, `label char`, `simple`, ... (empty for `TooDeep`).
-    pub expected: &'static str,
-    /// Syntax error or nesting limit.
-    pub kind: ErrorKind,
-}
-
-/// Where and why the scan stopped; rendered into a [`ParseError`] only once, at the top.
-enum Fail {
-    Syntax { expected: &'static str, pos: usize, found_dot: bool },
-    TooDeep { pos: usize },
-}
-
 type Res<T> = Result<T, Fail>;
 
 fn is_showable(c: u8) -> bool {
@@ -88,16 +65,6 @@ fn hex_value(c: u8) -> Option<u8> {
         b'a'..=b'f' => Some(c - b'a' + 10),
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
-    }
-}
-
-/// Length in bytes of the (generalized) UTF-8 sequence starting with `lead`.
-fn char_len(lead: u8) -> usize {
-    match lead {
-        0x00..=0x7f => 1,
-        0x80..=0xdf => 2,
-        0xe0..=0xef => 3,
-        _ => 4,
     }
 }
 
@@ -125,7 +92,11 @@ impl<'s> Parser<'s> {
     }
 
     fn illegal(&self, expected: &'static str) -> Fail {
-        Fail::Syntax { expected, pos: self.i, found_dot: false }
+        Fail::Syntax {
+            expected,
+            pos: self.i,
+            found_dot: false,
+        }
     }
 
     fn eat(&mut self, c: u8, expected: &'static str) -> Res<()> {
@@ -148,7 +119,12 @@ impl<'s> Parser<'s> {
         let mut i = self.i;
         while i < s.len() {
             match s[i] {
-                b'#' => i = s[i..].iter().position(|&c| c == b'\n').map_or(s.len(), |k| i + k + 1),
+                b'#' => {
+                    i = s[i..]
+                        .iter()
+                        .position(|&c| c == b'\n')
+                        .map_or(s.len(), |k| i + k + 1)
+                }
                 b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f | b' ' => i += 1,
                 0xe1..=0xe3 if starts_with_unicode_ws(&s[i..]) => i += 3,
                 _ => break,
@@ -247,14 +223,21 @@ impl<'s> Parser<'s> {
             self.i += 1;
         }
         let text = &self.s[start..self.i];
-        let weight_error = Fail::Syntax { expected: "weight", pos: self.i, found_dot: true };
+        let weight_error = Fail::Syntax {
+            expected: "weight",
+            pos: self.i,
+            found_dot: true,
+        };
         if text == b"." {
             // Finagle reports this one position after the dot (spec §1.6, reproduced on purpose).
             return Err(weight_error);
         }
         // ASCII digits with at most one '.', not '.' alone: Rust's f64 grammar accepts all of these
         // ("5.", ".5", "00.5") and, like Python's float(), rounds correctly and overflows to inf.
-        std::str::from_utf8(text).ok().and_then(|t| t.parse().ok()).ok_or(weight_error)
+        std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or(weight_error)
     }
 
     fn tree(&mut self) -> Res<Tree> {
@@ -345,86 +328,27 @@ impl<'s> Parser<'s> {
     }
 }
 
-/// Code points in `s` (generalized UTF-8): the bytes that are not continuation bytes.
-fn char_count(s: &[u8]) -> usize {
-    s.iter().filter(|&&b| b & 0xc0 != 0x80).count()
-}
-
-/// Finagle's message for a syntax error at byte `pos` of `s`, as generalized UTF-8 bytes.
-fn render(s: &[u8], expected: &str, pos: usize, found_dot: bool) -> Vec<u8> {
-    let mut m = Vec::with_capacity(s.len() + expected.len() + 48);
-    m.extend_from_slice(expected.as_bytes());
-    m.extend_from_slice(b" expected but ");
-    let here = s.get(pos..).filter(|rest| !rest.is_empty());
-    let ch = here.map(|rest| &rest[..char_len(rest[0]).min(rest.len())]);
-    match ch {
-        _ if found_dot => m.extend_from_slice(b"'.'"),
-        // The JVM parser's end-of-input sentinel is U+FFFF, so a literal U+FFFF reads as the end.
-        None | Some([0xef, 0xbf, 0xbf]) => m.extend_from_slice(b"end of input"),
-        Some(c) => {
-            m.push(b'\'');
-            m.extend_from_slice(c);
-            m.push(b'\'');
-        }
-    }
-    m.extend_from_slice(b" found at '");
-    match ch {
-        None => {
-            m.extend_from_slice(s);
-            m.extend_from_slice(b"[]");
-        }
-        Some(c) => {
-            m.extend_from_slice(&s[..pos]);
-            m.push(b'[');
-            m.extend_from_slice(c);
-            m.push(b']');
-            m.extend_from_slice(&s[pos + c.len()..]);
-        }
-    }
-    m.push(b'\'');
-    m
-}
-
 /// Runs one production over the whole of `s` (trailing whitespace allowed) and renders any failure.
-fn run<T>(s: &[u8], production: impl FnOnce(&mut Parser<'_>) -> Res<T>) -> Result<T, ParseError<Vec<u8>>> {
+fn run<T>(s: &[u8], production: impl FnOnce(&mut Parser<'_>) -> Res<T>) -> RawResult<T> {
     let mut p = Parser { s, i: 0, depth: 0 };
     let result = production(&mut p).and_then(|value| {
         p.skip_ws();
         p.ensure_end().map(|()| value)
     });
-    result.map_err(|fail| match fail {
-        Fail::Syntax { expected, pos, found_dot } => ParseError {
-            message: render(s, expected, pos, found_dot),
-            offset: char_count(&s[..pos.min(s.len())]),
-            expected,
-            kind: ErrorKind::Syntax,
-        },
-        Fail::TooDeep { pos } => ParseError {
-            message: format!("name tree nested deeper than {MAX_DEPTH} parentheses").into_bytes(),
-            offset: char_count(&s[..pos]),
-            expected: "",
-            kind: ErrorKind::TooDeep,
-        },
-    })
-}
-
-fn to_text(e: ParseError<Vec<u8>>) -> ParseError {
-    // The message is made of ASCII and slices of the `&str` input cut at character boundaries.
-    let message = String::from_utf8(e.message).unwrap_or_else(|bad| String::from_utf8_lossy(bad.as_bytes()).into_owned());
-    ParseError { message, offset: e.offset, expected: e.expected, kind: e.kind }
+    result.map_err(|fail| fail.render(s))
 }
 
 macro_rules! entry_points {
     ($($(#[$doc:meta])* $read:ident / $parse:ident -> $ty:ty = $production:ident;)*) => {$(
         $(#[$doc])*
         pub fn $read(s: &str) -> Result<$ty, ParseError> {
-            $parse(s.as_bytes()).map_err(to_text)
+            $parse(s.as_bytes()).map_err(ParseError::into_text)
         }
 
         $(#[$doc])*
         ///
         /// Input and message are generalized UTF-8 (lone surrogates allowed, as `surrogatepass` encodes them).
-        pub fn $parse(s: &[u8]) -> Result<$ty, ParseError<Vec<u8>>> {
+        pub fn $parse(s: &[u8]) -> RawResult<$ty> {
             run(s, |p| p.$production())
         }
     )*};

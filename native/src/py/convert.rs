@@ -29,7 +29,12 @@ pub fn path<'py>(py: Python<'py>, labels: &[Vec<u8>]) -> PyResult<Bound<'py, PyT
 
 /// A prefix as `tuple[bytes | None, ...]`.
 pub fn prefix<'py>(py: Python<'py>, elems: &Prefix) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(py, elems.iter().map(|e| e.as_ref().map(|l| PyBytes::new(py, l))))
+    PyTuple::new(
+        py,
+        elems
+            .iter()
+            .map(|e| e.as_ref().map(|l| PyBytes::new(py, l))),
+    )
 }
 
 /// A name tree as its tagged tuple.
@@ -37,7 +42,10 @@ pub fn tree<'py>(py: Python<'py>, t: &Tree) -> PyResult<Bound<'py, PyTuple>> {
     match t {
         Tree::Leaf(p) => (LEAF, path(py, p)?).into_pyobject(py),
         Tree::Alt(trees) => {
-            let kids = trees.iter().map(|t| tree(py, t)).collect::<PyResult<Vec<_>>>()?;
+            let kids = trees
+                .iter()
+                .map(|t| tree(py, t))
+                .collect::<PyResult<Vec<_>>>()?;
             (ALT, PyTuple::new(py, kids)?).into_pyobject(py)
         }
         Tree::Union(weighted) => {
@@ -60,6 +68,9 @@ pub fn dentry<'py>(py: Python<'py>, d: &Dentry) -> PyResult<Bound<'py, PyTuple>>
 
 /// A dtab as `tuple[dentry, ...]`.
 pub fn dtab<'py>(py: Python<'py>, dentries: &[Dentry]) -> PyResult<Bound<'py, PyTuple>> {
-    let items = dentries.iter().map(|d| dentry(py, d)).collect::<PyResult<Vec<_>>>()?;
+    let items = dentries
+        .iter()
+        .map(|d| dentry(py, d))
+        .collect::<PyResult<Vec<_>>>()?;
     PyTuple::new(py, items)
 }

@@ -6,12 +6,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use super::convert;
-use crate::parse::{self, ErrorKind, ParseError};
+use crate::parse::{self, ErrorKind, ParseError, RawResult};
 
 pyo3::import_exception!(pyproxy.errors, DtabError);
 
 /// Runs `parse` over the text of `s` (any `str`, lone surrogates included) and converts its errors.
-fn parse_str<T>(s: &Bound<'_, PyAny>, parse: fn(&[u8]) -> Result<T, ParseError<Vec<u8>>>) -> PyResult<T> {
+fn parse_str<T>(s: &Bound<'_, PyAny>, parse: fn(&[u8]) -> RawResult<T>) -> PyResult<T> {
     let py = s.py();
     let Ok(text) = s.cast::<PyString>() else {
         let name = s.get_type().name()?;
@@ -21,7 +21,10 @@ fn parse_str<T>(s: &Bound<'_, PyAny>, parse: fn(&[u8]) -> Result<T, ParseError<V
         Ok(bytes) => bytes,
         // Lone surrogates: the parser also reads Python's surrogatepass encoding.
         Err(_) => text
-            .call_method1(intern!(py, "encode"), (intern!(py, "utf-8"), intern!(py, "surrogatepass")))?
+            .call_method1(
+                intern!(py, "encode"),
+                (intern!(py, "utf-8"), intern!(py, "surrogatepass")),
+            )?
             .cast_into::<PyBytes>()?,
     };
     parse(bytes.as_bytes()).map_err(|e| to_pyerr(py, e))
@@ -33,7 +36,10 @@ fn to_pyerr(py: Python<'_>, e: ParseError<Vec<u8>>) -> PyErr {
         Ok(text) => PyString::new(py, &text).into_any().unbind(),
         Err(bad) => {
             let raw = PyBytes::new(py, bad.as_bytes());
-            match raw.call_method1(intern!(py, "decode"), (intern!(py, "utf-8"), intern!(py, "surrogatepass"))) {
+            match raw.call_method1(
+                intern!(py, "decode"),
+                (intern!(py, "utf-8"), intern!(py, "surrogatepass")),
+            ) {
                 Ok(text) => text.unbind(),
                 Err(err) => return err,
             }
