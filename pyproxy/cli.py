@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from . import _impl
 from ._version import __version__
-from .errors import DtabError, PyproxyError
+from .errors import ConfigError, DtabError, PyproxyError
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
@@ -48,6 +48,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--json", action="store_true", help="print the exact /delegator.json body instead")
     d.add_argument("path", metavar="PATH", help="the logical name, e.g. /svc/world")
+
+    r = sub.add_parser("run", help="run the proxy from a Linkerd 1.x config file")
+    r.add_argument("config", metavar="CONFIG", help="YAML or JSON config file, or - for standard input")
+    r.add_argument("--validate", action="store_true", help="check the config and exit (0 valid, 2 not)")
+
+    m = sub.add_parser("demo", help="run the hello/world staging demo on loopback")
+    m.add_argument("--admin-port", type=int, default=9990)
+    m.add_argument("--edge-port", type=int, default=4142, help="the edge router (clearContext)")
+    m.add_argument("--ingress-port", type=int, default=4141, help="the internal ingress (accepts l5d-dtab)")
+    m.add_argument("--outgoing-port", type=int, default=4140, help="the router the apps call each other through")
+    m.add_argument("--print-config", action="store_true", help="print the Linkerd config the demo runs, and exit")
     return p
 
 
@@ -106,8 +117,77 @@ def _delegate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_config(source: str):  # type: ignore[no-untyped-def]
+    from .config import load_file, loads
+
+    if source == "-":
+        return loads(sys.stdin.read())
+    return load_file(source)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import trio
+
+    from .app import App, run_until_signal
+
+    try:
+        config = _load_config(args.config)
+        for line in getattr(config, "warnings", ()):
+            print(f"pyproxy: warning: {line}", file=sys.stderr)
+        if args.validate:
+            return EXIT_OK
+        missing = config.unsupported() if hasattr(config, "unsupported") else []
+        if missing:
+            where, kind = missing[0]
+            print(f"pyproxy: {where}: {kind} is known but not built yet", file=sys.stderr)
+            return EXIT_USAGE
+        app = App(config)
+    except ConfigError as exc:
+        print(f"pyproxy: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        trio.run(run_until_signal, app)
+    except OSError as exc:
+        print(f"pyproxy: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import trio
+
+    from .demo import demo_config, run_demo
+
+    if args.print_config:
+        print(demo_config("<rootDir>", args.admin_port, args.edge_port, args.ingress_port, args.outgoing_port), end="")
+        return EXIT_OK
+    ports = {"admin": args.admin_port, "edge": args.edge_port, "ingress": args.ingress_port, "outgoing": args.outgoing_port}
+
+    async def main_task() -> None:
+        import signal
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_demo, ports)
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    return
+
+    try:
+        trio.run(main_task)
+    except OSError as exc:
+        print(f"pyproxy: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    print("pyproxy demo stopped", file=sys.stderr)
+    return EXIT_OK
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "delegate":
         return _delegate(args)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "demo":
+        return _demo(args)
     raise AssertionError(args.command)  # argparse rejects unknown commands

@@ -76,6 +76,7 @@ class FsNamer(Namer):
         self.prefix = prefix
         self.version = 0
         self._files: Dict[Tuple[bytes, ...], AddrVar] = {}
+        self._last = self._signature()
 
     def lookup(self, path: Path) -> NameTree:
         directory = self.root
@@ -96,12 +97,31 @@ class FsNamer(Namer):
         return Neg
 
     def refresh(self) -> None:
-        """Re-read every file handed out so far; changed address sets notify their observers."""
+        """Look for changes: re-read every file handed out so far (their observers see new endpoints)
+        and bump :attr:`version` when any file was added, removed or changed, so cached bindings
+        (which may hold a negative answer for a file that now exists) are recomputed."""
+        signature = self._signature()
+        if signature == self._last:
+            return
+        self._last = signature
+        self.version += 1
         for key, var in list(self._files.items()):
-            before = var.version
             var.update(self._read(os.path.join(self.root, *(e.decode("utf-8", "replace") for e in key))))
-            if var.version != before:
-                self.version += 1
+
+    def _signature(self) -> Tuple[Tuple[str, int, int], ...]:
+        out = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(full)
+                except OSError:
+                    continue
+                out.append((full, st.st_mtime_ns, st.st_size))
+            if len(out) > 100_000:  # a runaway directory: stop scanning, still detect most changes
+                break
+        return tuple(out)
 
     def _read(self, filename: str) -> object:
         try:

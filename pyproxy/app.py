@@ -1,0 +1,193 @@
+"""The running proxy: builds namers, routers, servers and the admin server from a config, and runs them.
+
+``App(config).run()`` binds every listener first (so a port conflict fails before anything serves),
+prints one readiness line per listener (``pyproxy: listening name=<label> addr=<ip>:<port>``), then
+serves until cancelled or asked to stop (SIGTERM/SIGINT, ``POST /admin/shutdown``): listeners close,
+requests in flight finish within ``admin.shutdownGraceMs``, then everything is cancelled.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import sys
+from typing import Any, List, Optional, Tuple
+
+import trio
+
+from .errors import ConfigError
+from .identifiers import (
+    HeaderPathIdentifier,
+    HeaderTokenIdentifier,
+    Identifier,
+    MethodAndHostIdentifier,
+    PathIdentifier,
+    StaticIdentifier,
+)
+from .namers.fs import FsNamer
+from .naming.binding import ConfiguredNamersInterpreter
+from .naming.dtab import Dtab
+from .naming.namer import Namer
+from .naming.path import Path
+from .router import Router, RouterParams, ServerRules
+from .server import Server
+
+__all__ = ["App", "build_identifiers"]
+
+#: How often file-system namers look for changes.
+FS_POLL_SECONDS = 1.0
+
+
+def build_identifiers(router_cfg: Any, dst_prefix: Path) -> List[Identifier]:
+    """The identifiers of an HTTP router (``identifier`` may be one object or a list)."""
+    cfg = router_cfg.identifier
+    items = [] if cfg is None else (list(cfg) if isinstance(cfg, (list, tuple)) else [cfg])
+    if not items:
+        return [HeaderTokenIdentifier(dst_prefix, "Host")]
+    out: List[Identifier] = []
+    for it in items:
+        kind = getattr(it, "kind", None) or type(it).__struct_config__.tag  # type: ignore[attr-defined]
+        if kind == "io.l5d.header.token":
+            out.append(HeaderTokenIdentifier(dst_prefix, it.header))
+        elif kind == "io.l5d.methodAndHost":
+            out.append(MethodAndHostIdentifier(dst_prefix, it.http_uri_in_dst))
+        elif kind == "io.l5d.path":
+            out.append(PathIdentifier(dst_prefix, it.segments, it.consume))
+        elif kind == "io.l5d.header":
+            out.append(HeaderPathIdentifier(dst_prefix, it.header))
+        elif kind == "io.l5d.static":
+            out.append(StaticIdentifier(dst_prefix, Path.read(it.path)))
+        else:
+            raise ConfigError(f"identifier {kind} is known but not built yet")
+    return out
+
+
+def _kind(obj: Any) -> str:
+    k = getattr(obj, "kind", None)
+    if k:
+        return str(k)
+    return str(type(obj).__struct_config__.tag)  # type: ignore[attr-defined]
+
+
+def _ms(value: Optional[int]) -> Optional[float]:
+    return None if value is None else value / 1000.0
+
+
+class App:
+    """Everything one config describes, ready to run."""
+
+    def __init__(self, config: Any, *, rng: Optional[random.Random] = None) -> None:
+        self.config = config
+        self.rng = rng or random.Random()
+        self.namers: List[Tuple[Path, Namer]] = []
+        self.fs_namers: List[FsNamer] = []
+        for n in config.namers:
+            kind = _kind(n)
+            if kind != "io.l5d.fs":
+                raise ConfigError(f"namer {kind} is known but not built yet")
+            prefix = Path.read("/#" + (n.prefix if n.prefix.startswith("/") else "/" + n.prefix))
+            fs = FsNamer(n.root_dir, prefix)
+            self.fs_namers.append(fs)
+            self.namers.append((prefix, fs))
+        self.routers: List[Router] = []
+        self.servers: List[Tuple[str, Server]] = []
+        for rc in config.routers:
+            self._add_router(rc)
+        self.admin: Optional[Any] = None
+        self._stop = trio.Event()
+
+    def namer_versions(self) -> Tuple[Optional[int], ...]:
+        return tuple(f.version for f in self.fs_namers)
+
+    def _add_router(self, rc: Any) -> None:
+        if getattr(rc, "protocol", "http") != "http":
+            raise ConfigError(f"protocol {rc.protocol} is known but not built yet")
+        dst_prefix = Path.read(rc.dst_prefix)
+        service = getattr(rc, "service", None)
+        client = getattr(rc, "client", None)
+        params = RouterParams(
+            label=rc.label,
+            dtab=Dtab.read(rc.dtab),
+            identifiers=build_identifiers(rc, dst_prefix),
+            interpreter=ConfiguredNamersInterpreter(self.namers),
+            namer_versions=self.namer_versions,
+            binding_timeout=rc.binding_timeout_ms / 1000.0,
+            max_line=rc.max_initial_line_kb * 1024,
+            max_head=rc.max_headers_kb * 1024,
+            max_err_response=rc.max_err_response_kb * 1024,
+            stream_after=rc.stream_after_content_length_kb * 1024,
+            request_attempt_timeout=_ms(getattr(client, "request_attempt_timeout_ms", None)),
+            total_timeout=_ms(getattr(service, "total_timeout_ms", None)),
+        )
+        router = Router(params, random.Random(self.rng.getrandbits(64)))
+        self.routers.append(router)
+        for sc in rc.servers:
+            rules = ServerRules(clear_context=sc.clear_context, via=b"1.1 pyproxy-" + rc.label.encode("latin-1", "replace").replace(b" ", b"_"))
+            opts = getattr(sc, "socket_options", None)
+            server = Server(
+                router,
+                sc.ip,
+                sc.port,
+                rules,
+                max_concurrent=sc.max_concurrent_requests,
+                reuse_port=bool(opts and opts.reuse_port),
+            )
+            self.servers.append((rc.label, server))
+
+    def listening(self) -> List[Tuple[str, Server]]:
+        out = list(self.servers)
+        if self.admin is not None:
+            out.append(("admin", self.admin))
+        return out
+
+    def stop(self) -> None:
+        """Begin a graceful stop (idempotent)."""
+        self._stop.set()
+
+    async def run(self, *, task_status: "trio.TaskStatus[None]" = trio.TASK_STATUS_IGNORED) -> None:
+        from .admin import AdminServer
+
+        admin_cfg = self.config.admin
+        self.admin = AdminServer(self, admin_cfg.ip, admin_cfg.port)
+        for _, server in self.servers:
+            await server.bind()
+        await self.admin.bind()
+        grace = admin_cfg.shutdown_grace_ms / 1000.0
+        async with trio.open_nursery() as nursery:
+            for _, server in self.servers:
+                await nursery.start(server.serve)
+            await nursery.start(self.admin.serve)
+            for name, server in self.listening():
+                print(f"pyproxy: listening name={name} addr={server.address}", file=sys.stderr, flush=True)
+            if self.fs_namers:
+                nursery.start_soon(self._watch_fs)
+            task_status.started()
+            await self._stop.wait()
+            for _, server in self.listening():
+                server.drain()
+            with trio.move_on_after(grace):
+                while any(s.connections for _, s in self.servers):
+                    await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+
+    async def _watch_fs(self) -> None:
+        while True:
+            await trio.sleep(FS_POLL_SECONDS)
+            for fs in self.fs_namers:
+                await trio.to_thread.run_sync(fs.refresh)
+
+
+async def run_until_signal(app: App) -> None:
+    """Run ``app``; SIGTERM or SIGINT starts a graceful stop."""
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+
+            async def watch() -> None:
+                async for _ in signals:
+                    app.stop()
+                    return
+
+            nursery.start_soon(watch)
+            await app.run()
+            nursery.cancel_scope.cancel()
+

@@ -1,0 +1,179 @@
+"""``pyproxy demo``: the ephemeral-staging story of the Linkerd article, on loopback, in one process.
+
+Started here: the apps ``hello`` (calls ``world`` through the proxy, copying the ``l5d-ctx-*`` headers
+it received onto that call, and answers ``Hello (<ip>) <world's answer>!``), ``world-v1``
+(``world (<ip>)!``) and ``world-v2`` (``earth (<ip>)!``), all discovered through ``io.l5d.fs`` files;
+and a proxy built from an ordinary Linkerd config with three routers: an **edge** (``clearContext``:
+outsiders cannot override routing), an **internal ingress** (trusted: ``l5d-dtab`` works there), and
+the **outgoing** router the apps call each other through.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from typing import Dict, List, Tuple
+
+import trio
+
+from . import _impl
+from .http1 import Request, Response, reason_phrase, serialize_request_head, serialize_response_head
+from .stream import Body, Conn
+
+__all__ = ["run_demo", "demo_config", "DTAB"]
+
+DTAB = """\
+/srv => /#/io.l5d.fs;
+/host => /$/io.buoyant.http.domainToPathPfx/domain;
+/domain/world/hello/www => /srv/hello;
+/host => /srv;
+/svc => /host;
+/host/world => /srv/world-v1;
+"""
+
+_LIMITS = (8192, 65536, 100)
+
+
+async def _respond(conn: Conn, status: int, text: str, minor: int) -> None:
+    payload = text.encode()
+    fields = [(b"Content-Type", b"text/plain"), (b"Content-Length", b"%d" % len(payload))]
+    await conn.send_all(serialize_response_head(minor, status, reason_phrase(status), fields) + payload)
+
+
+async def _serve_app(port_holder: List[int], handler, *, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port_holder.append(listeners[0].socket.getsockname()[1])
+    task_status.started()
+
+    async def connection(stream: trio.SocketStream) -> None:
+        conn = Conn(stream)
+        try:
+            while True:
+                t = await conn.read_head(_impl.parse_request_head, *_LIMITS)
+                if t is None:
+                    return
+                req = Request.from_kernel(t)
+                await Body.of(conn, req, _LIMITS).drain(1 << 20)
+                status, text = await handler(req)
+                await _respond(conn, status, text, req.minor)
+                if not req.keep_alive:
+                    return
+        except Exception:  # noqa: BLE001 - a demo app drops the connection on any error
+            return
+        finally:
+            await conn.aclose()
+
+    await trio.serve_listeners(connection, listeners)
+
+
+def _world(text: str):  # type: ignore[no-untyped-def]
+    async def handler(req: Request) -> Tuple[int, str]:
+        return 200, f"{text} (127.0.0.1)!"
+
+    return handler
+
+
+def _hello(outgoing: List[int]):  # type: ignore[no-untyped-def]
+    async def handler(req: Request) -> Tuple[int, str]:
+        ctx = [(k, v) for k, v in req.headers if k.lower().startswith(b"l5d-ctx-")]
+        status, body = await http_get("127.0.0.1", outgoing[0], b"world", ctx)
+        if status != 200:
+            return 502, f"Hello (127.0.0.1) could not reach world: {status} {body}"
+        return 200, f"Hello (127.0.0.1) {body}!"
+
+    return handler
+
+
+async def http_get(host: str, port: int, authority: bytes, fields: List[Tuple[bytes, bytes]]) -> Tuple[int, str]:
+    """One GET through the proxy; returns (status, body text)."""
+    stream = await trio.open_tcp_stream(host, port)
+    conn = Conn(stream)
+    try:
+        head = serialize_request_head(b"GET", b"/", 1, [(b"Host", authority), *fields, (b"Connection", b"close")])
+        await conn.send_all(head)
+        t = await conn.read_head(_impl.parse_response_head, 65536, 100)
+        if t is None:
+            return 502, "no response"
+        resp = Response.from_kernel(t)
+        body = Body.of(conn, resp, _LIMITS, until_close=True)
+        out = bytearray()
+        while True:
+            piece = await body.read()
+            if not piece:
+                break
+            out += piece
+        return resp.status, out.decode("utf-8", "replace")
+    finally:
+        await conn.aclose()
+
+
+def demo_config(root: str, admin_port: int, edge_port: int, ingress_port: int, outgoing_port: int) -> str:
+    """The Linkerd 1.x config the demo's proxy runs (printed by ``pyproxy demo --print-config``)."""
+    dtab = "\n".join("      " + line for line in DTAB.strip().splitlines())
+    return f"""\
+admin:
+  ip: 127.0.0.1
+  port: {admin_port}
+namers:
+- kind: io.l5d.fs
+  rootDir: {root}
+routers:
+- protocol: http
+  label: edge
+  dtab: |
+{dtab}
+  servers:
+  - ip: 127.0.0.1
+    port: {edge_port}
+    clearContext: true
+- protocol: http
+  label: ingress
+  dtab: |
+{dtab}
+  servers:
+  - ip: 127.0.0.1
+    port: {ingress_port}
+- protocol: http
+  label: outgoing
+  dtab: |
+{dtab}
+  servers:
+  - ip: 127.0.0.1
+    port: {outgoing_port}
+"""
+
+
+async def run_demo(ports: Dict[str, int], out=sys.stdout) -> None:  # type: ignore[no-untyped-def]
+    """Start the apps and the proxy; run until cancelled (Ctrl-C)."""
+    from .app import App
+    from .config import loads
+
+    with tempfile.TemporaryDirectory(prefix="pyproxy-demo-") as root:
+        hello_port: List[int] = []
+        v1: List[int] = []
+        v2: List[int] = []
+        outgoing: List[int] = []
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_serve_app, v1, _world("world"))
+            await nursery.start(_serve_app, v2, _world("earth"))
+            await nursery.start(_serve_app, hello_port, _hello(outgoing))
+            for name, port in (("hello", hello_port[0]), ("world-v1", v1[0]), ("world-v2", v2[0])):
+                with open(os.path.join(root, name), "w") as f:
+                    f.write(f"127.0.0.1 {port}\n")
+            text = demo_config(root, ports["admin"], ports["edge"], ports["ingress"], ports["outgoing"])
+            app = App(loads(text))
+            await nursery.start(app.run)
+            addr = {name: srv.address for name, srv in app.listening()}
+            outgoing.append(int(addr["outgoing"].rsplit(":", 1)[1]))
+            print(
+                "pyproxy demo is running (Ctrl-C stops it).\n\n"
+                "Through the edge (clearContext: overrides from outside are ignored):\n"
+                f"  curl -H 'Host: www.hello.world' http://{addr['edge']}/\n\n"
+                "Through the internal ingress, with a per-request override to stage world-v2:\n"
+                f"  curl -H 'Host: www.hello.world' -H 'l5d-dtab: /host/world => /srv/world-v2;' http://{addr['ingress']}/\n",
+                file=out,
+                flush=True,
+            )
+            await trio.sleep_forever()
+

@@ -1,0 +1,121 @@
+"""Header rules of a Linkerd 1.x HTTP proxy: the ``l5d-*`` names, hop-by-hop removal, the edge scrub.
+
+Sans-IO helpers over header lists (``list[tuple[bytes, bytes]]``, names as received). Order matters
+(http-hardening §1.9): fields a client nominates in ``Connection`` are removed from the *received*
+message before the proxy adds its own (``Via``, ``l5d-ctx-*``, ``l5d-dst-*``), so a client cannot
+delete what the proxy adds; and ``Host``, ``Content-Length``, ``Transfer-Encoding`` and the proxy's own
+context fields cannot be nominated away.
+
+At an edge (``clearContext: true``) every ``l5d-*`` field is removed in any spelling: case, and the
+underscore form ``l5d_dtab`` that CGI/WSGI backends fold into ``l5d-dtab``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, List, Optional, Sequence, Tuple
+from urllib.parse import quote_plus
+
+__all__ = [
+    "Headers",
+    "DTAB",
+    "CTX_DTAB",
+    "CTX_DEADLINE",
+    "CTX_TRACE",
+    "REQID",
+    "SAMPLE",
+    "DST_SERVICE",
+    "DST_CLIENT",
+    "DST_RESIDUAL",
+    "ERR",
+    "RETRYABLE",
+    "HOP_BY_HOP",
+    "is_l5d",
+    "get",
+    "get_all",
+    "remove_hop_by_hop",
+    "remove_l5d",
+    "err_header_value",
+    "via_entries",
+]
+
+Headers = List[Tuple[bytes, bytes]]
+
+DTAB = b"l5d-dtab"
+CTX_DTAB = b"l5d-ctx-dtab"
+CTX_DEADLINE = b"l5d-ctx-deadline"
+CTX_TRACE = b"l5d-ctx-trace"
+REQID = b"l5d-reqid"
+SAMPLE = b"l5d-sample"
+DST_SERVICE = b"l5d-dst-service"
+DST_CLIENT = b"l5d-dst-client"
+DST_RESIDUAL = b"l5d-dst-residual"
+ERR = b"l5d-err"
+RETRYABLE = b"l5d-retryable"
+VIA = b"via"
+
+#: Removed from every forwarded request and response (RFC 9110 §7.6.1, Linkerd 1.x's list).
+HOP_BY_HOP = frozenset(
+    (
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"http2-settings",
+    )
+)
+
+# Fields a client may not remove by naming them in Connection: framing, routing, and what we add.
+_NOT_NOMINABLE = frozenset((b"host", b"content-length", b"transfer-encoding", VIA))
+
+
+def is_l5d(name: bytes) -> bool:
+    """True for ``l5d-*`` in any case, and for the underscore spelling ``l5d_*``."""
+    return len(name) > 4 and name[:4].lower() in (b"l5d-", b"l5d_")
+
+
+def get(headers: Sequence[Tuple[bytes, bytes]], name: bytes) -> Optional[bytes]:
+    """The first value of ``name`` (lower-case), or None."""
+    for k, v in headers:
+        if len(k) == len(name) and k.lower() == name:
+            return v
+    return None
+
+
+def get_all(headers: Sequence[Tuple[bytes, bytes]], name: bytes) -> List[bytes]:
+    """Every value of ``name`` (lower-case), in order."""
+    return [v for k, v in headers if len(k) == len(name) and k.lower() == name]
+
+
+def remove_hop_by_hop(headers: Headers, connection: Iterable[bytes], *, edge: bool) -> Headers:
+    """``headers`` without hop-by-hop fields and without the fields named in ``Connection``.
+
+    A nomination of a protected field is ignored; at an edge, nominating an ``l5d-*`` field removes
+    nothing extra (the scrub removes them all anyway).
+    """
+    nominated = {t for t in connection if t not in _NOT_NOMINABLE and not (edge and is_l5d(t))}
+    drop = HOP_BY_HOP | nominated if nominated else HOP_BY_HOP
+    return [(k, v) for k, v in headers if k.lower() not in drop]
+
+
+def remove_l5d(headers: Headers) -> Headers:
+    """``headers`` without any ``l5d-*`` / ``l5d_*`` field (the edge scrub)."""
+    return [(k, v) for k, v in headers if not is_l5d(k)]
+
+
+def err_header_value(message: str, limit: int) -> bytes:
+    """Linkerd's ``l5d-err``: the message form-URL-encoded as ISO-8859-1, cut to ``limit`` bytes."""
+    encoded = quote_plus(message, safe="", encoding="latin-1", errors="replace").encode("ascii")
+    return encoded[:limit]
+
+
+def via_entries(headers: Sequence[Tuple[bytes, bytes]]) -> List[bytes]:
+    """The comma-separated entries of every ``Via`` field, trimmed."""
+    out: List[bytes] = []
+    for v in get_all(headers, VIA):
+        out.extend(e.strip() for e in v.split(b",") if e.strip())
+    return out

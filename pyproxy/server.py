@@ -1,0 +1,148 @@
+"""HTTP/1.1 listeners on trio: accept, read heads strictly, hand requests to the router, keep-alive.
+
+Per connection, requests are served in order (pipelined requests wait in the buffer). Slow clients
+are bounded: a connection idle between requests closes after ``idle_timeout``; once the first byte
+of a head has arrived the whole head must arrive within ``header_timeout`` (else 408 and close).
+A head that does not parse is answered with the status the parser names (400, 414, 431, 501, 505)
+and the connection is closed: after a framing error nothing more on it can be trusted.
+
+Graceful stop (:meth:`Server.drain`): listeners close at once, idle connections close, requests in
+flight finish (each connection closes after its current response).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import List, Optional
+
+import trio
+
+from . import _impl
+from .errors import RemoteProtocolError
+from .http1 import Request
+from .router import Router, ServerRules, error_response
+from .stream import Body, Conn
+
+__all__ = ["Server"]
+
+log = logging.getLogger("pyproxy.server")
+
+
+class Server:
+    """One listener of a router (``routers[i].servers[j]``)."""
+
+    def __init__(
+        self,
+        router: Router,
+        ip: str,
+        port: int,
+        rules: ServerRules,
+        *,
+        max_concurrent: Optional[int] = None,
+        header_timeout: float = 10.0,
+        idle_timeout: float = 300.0,
+        reuse_port: bool = False,
+    ) -> None:
+        self.router = router
+        self.ip = ip
+        self.port = port
+        self.rules = rules
+        self.max_concurrent = max_concurrent
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
+        self.reuse_port = reuse_port
+        self.listeners: List[trio.SocketListener] = []
+        self.active = 0
+        self.connections = 0
+        self.draining = False
+        self._idle: set = set()
+        self._nursery: Optional[trio.Nursery] = None
+
+    @property
+    def address(self) -> str:
+        sock = self.listeners[0].socket
+        host, port = sock.getsockname()[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    async def bind(self) -> None:
+        """Open the listening socket(s); port 0 picks a free port."""
+        import socket as _socket
+
+        sock = trio.socket.socket(_socket.AF_INET6 if ":" in self.ip else _socket.AF_INET, _socket.SOCK_STREAM)
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        if self.reuse_port:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
+        await sock.bind((self.ip, self.port))
+        sock.listen(1024)
+        self.listeners = [trio.SocketListener(sock)]
+
+    async def serve(self, *, task_status: "trio.TaskStatus[None]" = trio.TASK_STATUS_IGNORED) -> None:
+        """Accept connections until :meth:`drain`; returns when every connection has finished."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            try:
+                await trio.serve_listeners(self._connection, self.listeners, handler_nursery=nursery)
+            except trio.ClosedResourceError:
+                pass  # listeners closed by drain()
+
+    def drain(self) -> None:
+        """Stop accepting; close idle connections; let requests in flight finish."""
+        self.draining = True
+        for listener in self.listeners:
+            listener.socket.close()
+        for scope in list(self._idle):
+            scope.cancel()
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        conn = Conn(stream)
+        self.connections += 1
+        try:
+            await self._serve_connection(conn)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+            pass  # the client went away
+        except Exception:  # noqa: BLE001 - a bug must cost one connection, never the server
+            log.exception("unexpected error on a connection of %s", self.router.label)
+        finally:
+            self.connections -= 1
+            await conn.aclose()
+
+    async def _serve_connection(self, conn: Conn) -> None:
+        router = self.router
+        p = router.params
+        limits = (p.max_line, p.max_head, p.max_headers)
+        while not self.draining:
+            if not conn.buf:
+                with trio.CancelScope() as idle:
+                    self._idle.add(idle)
+                    try:
+                        with trio.move_on_after(self.idle_timeout):
+                            if not await conn.fill():
+                                return
+                    finally:
+                        self._idle.discard(idle)
+                if not conn.buf:
+                    return  # idle timeout or drain
+            try:
+                with trio.move_on_after(self.header_timeout) as slow:
+                    t = await conn.read_head(_impl.parse_request_head, *limits)
+                if slow.cancelled_caught:
+                    await conn.send_all(error_response(408, "timed out reading the request head", True, 0, 0, False))
+                    return
+            except RemoteProtocolError as exc:
+                await conn.send_all(error_response(exc.status, f"{exc}", self.rules.clear_context, p.max_err_response, p.max_head, False))
+                return
+            if t is None:
+                return
+            req = Request.from_kernel(t)
+            body = Body.of(conn, req, limits)
+            if self.max_concurrent is not None and self.active >= self.max_concurrent:
+                await conn.send_all(error_response(503, "max concurrent requests exceeded", self.rules.clear_context, p.max_err_response, p.max_head, False, self.rules, req))
+                return
+            self.active += 1
+            try:
+                keep = await router.handle(req, body, conn, self.rules)
+            finally:
+                self.active -= 1
+            if not keep or not body.done:
+                return
