@@ -41,6 +41,7 @@ class AdminServer:
         self.listeners: list = []
         self.connections = 0
         self._idle: set = set()
+        self._accepting = trio.CancelScope()
 
     @property
     def address(self) -> str:
@@ -52,15 +53,16 @@ class AdminServer:
 
     async def serve(self, *, task_status: "trio.TaskStatus[None]" = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            task_status.started()
-            try:
+            # Connections live in this nursery; the accept loops in their own scope, which drain()
+            # cancels, so stopping to accept never interrupts a request in flight.
+            with self._accepting:
+                task_status.started()
                 await trio.serve_listeners(self._connection, self.listeners, handler_nursery=nursery)
-            except trio.ClosedResourceError:
-                pass
+            for listener in self.listeners:
+                await listener.aclose()
 
     def drain(self) -> None:
-        for listener in self.listeners:
-            listener.socket.close()
+        self._accepting.cancel()
         for scope in list(self._idle):
             scope.cancel()
 

@@ -10,7 +10,7 @@ reusing it.
 from __future__ import annotations
 
 import random
-import socket
+import select
 from typing import Dict, List, Optional, Tuple
 
 import trio
@@ -69,18 +69,16 @@ class EndpointPool:
 
 
 def _still_open(conn: Conn) -> bool:
+    """True when an idle pooled connection has nothing to read: readable means the upstream closed
+    it (or sent unsolicited bytes), and either way it must not carry another request."""
     sock = getattr(conn.stream, "socket", None)
     if sock is None:
         return True
     try:
-        data = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return True
-    except OSError:
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    except (OSError, ValueError):
         return False
-    # b"": the upstream closed it; any byte: unsolicited data on an idle connection. Neither is reusable.
-    del data
-    return False
+    return not readable
 
 
 def _close_now(conn: Conn) -> None:

@@ -56,7 +56,7 @@ class Server:
         self.connections = 0
         self.draining = False
         self._idle: set = set()
-        self._nursery: Optional[trio.Nursery] = None
+        self._accepting = trio.CancelScope()
 
     @property
     def address(self) -> str:
@@ -79,18 +79,18 @@ class Server:
     async def serve(self, *, task_status: "trio.TaskStatus[None]" = trio.TASK_STATUS_IGNORED) -> None:
         """Accept connections until :meth:`drain`; returns when every connection has finished."""
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
+            # Connections live in this nursery; the accept loops in their own scope, which drain()
+            # cancels, so stopping to accept never interrupts a request in flight.
+            with self._accepting:
+                task_status.started()
                 await trio.serve_listeners(self._connection, self.listeners, handler_nursery=nursery)
-            except trio.ClosedResourceError:
-                pass  # listeners closed by drain()
+            for listener in self.listeners:
+                await listener.aclose()
 
     def drain(self) -> None:
         """Stop accepting; close idle connections; let requests in flight finish."""
         self.draining = True
-        for listener in self.listeners:
-            listener.socket.close()
+        self._accepting.cancel()
         for scope in list(self._idle):
             scope.cancel()
 

@@ -1,0 +1,154 @@
+"""The root :class:`Config` and the checks that span the whole tree: at least one router, unique
+labels, no two listeners on one address, the experimental gate, and which kinds are not built yet.
+
+``BUILT`` lists, per plugin family, the kinds this release runs. :meth:`Config.unsupported` reports
+every kind the user configured outside it; ``pyproxy run --validate`` accepts such configs and
+``pyproxy run`` refuses them (:meth:`Config.require_built`). Families absent from ``BUILT``
+(classifiers, failure accrual, backoffs, client/service shapes, trace propagators) are not gated.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
+
+import msgspec
+
+from ..errors import ConfigError
+from .admin import Admin, Usage
+from .base import Base, invalid, tag_of, walk
+from .namers import Namer
+from .router import Router
+from .telemetry import Telemeter
+
+__all__ = ["Config", "BUILT"]
+
+BUILT: Mapping[str, FrozenSet[str]] = {
+    "protocol": frozenset({"http"}),
+    "namer": frozenset({"io.l5d.fs"}),
+    "identifier": frozenset(
+        {"io.l5d.header.token", "io.l5d.methodAndHost", "io.l5d.path", "io.l5d.header", "io.l5d.static"}
+    ),
+    "interpreter": frozenset({"default"}),
+    # commonMetrics is a pre-0.9 no-op (its job is built in), so there is nothing to build.
+    "telemeter": frozenset({"io.l5d.commonMetrics"}),
+    "loadBalancer": frozenset(),
+    "transformer": frozenset(),
+    "announcer": frozenset(),
+    "requestAuthorizer": frozenset(),
+    # TLS has no kind; it is reported as the pseudo-kind "tls" so that a config asking for TLS is
+    # never served in plain text by a release that cannot do TLS.
+    "tls": frozenset(),
+}
+
+_WILDCARDS = (ipaddress.ip_address("0.0.0.0"), ipaddress.ip_address("::"))
+
+
+def _addr(ip: str) -> object:
+    try:
+        return ipaddress.ip_address(ip)
+    except ValueError:
+        return ip.lower()  # a host name: compared as written
+
+
+def _overlap(a: object, b: object) -> bool:
+    # A wildcard listener holds the port on every address, so it collides with any other on that port.
+    return a == b or a in _WILDCARDS or b in _WILDCARDS
+
+
+class Config(Base, kw_only=True):
+    """A whole Linkerd 1.x config.
+
+    Attributes:
+        warnings: one line per legacy key or kind accepted while loading (``$.x: legacy key, use y``).
+            Set by the loader; a config file cannot contain this key.
+    """
+
+    admin: Admin = Admin()
+    routers: Tuple[Router, ...]
+    namers: Tuple[Namer, ...] = ()
+    telemetry: Tuple[Telemeter, ...] = ()
+    usage: Usage = Usage()
+    warnings: Tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.routers:
+            raise invalid("routers", "at least one router must be specified")
+        self._check_labels()
+        self._check_listeners()
+        self._check_experimental()
+
+    def _check_labels(self) -> None:
+        seen: Dict[str, int] = {}
+        for i, router in enumerate(self.routers):
+            if router.label in seen:
+                raise invalid(f"routers[{i}].label", f"duplicate router label {router.label!r}")
+            seen[router.label] = i  # type: ignore[index]
+
+    def _check_listeners(self) -> None:
+        # Port 0 asks the OS for a free port, so it never collides (tests bind everything on 0).
+        taken: List[Tuple[object, int, str]] = []
+        admin = self.admin
+        for port, key in ((admin.port, "admin.port"), (admin.http_identifier_port, "admin.httpIdentifierPort")):
+            if port:
+                self._claim(taken, _addr(admin.ip), admin.ip, port, key)
+        for i, router in enumerate(self.routers):
+            for j, server in enumerate(router.servers):
+                if server.port:
+                    self._claim(taken, _addr(server.ip), server.ip, server.port, f"routers[{i}].servers[{j}].port")
+
+    @staticmethod
+    def _claim(taken: List[Tuple[object, int, str]], addr: object, ip: str, port: int, key: str) -> None:
+        for other_addr, other_port, other_key in taken:
+            if other_port == port and _overlap(addr, other_addr):
+                raise invalid(key, f"server conflict: {ip}:{port} is also used by $.{other_key}")
+        taken.append((addr, port, key))
+
+    def _check_experimental(self) -> None:
+        for path, obj in walk(self, skip_defaults=True):
+            if obj.EXPERIMENTAL and not getattr(obj, "experimental", False):
+                tag_field, tag = tag_of(obj)
+                raise invalid(
+                    f"{path[2:]}.{tag_field}",
+                    f"{tag} is experimental and must be explicitly enabled (experimental: true)",
+                )
+
+    def to_data(self) -> Dict[str, Any]:
+        """The config as plain data in Linkerd's shape (for ``/config.json``), defaults filled in.
+
+        ``warnings`` is left out, so ``from_data(config.to_data())`` loads an equal config.
+        """
+        data = msgspec.to_builtins(self)
+        del data["warnings"]
+        return data  # type: ignore[no-any-return]
+
+    def unsupported(self, built: Optional[Mapping[str, FrozenSet[str]]] = None) -> List[Tuple[str, str]]:
+        """``(key path, kind)`` for every configured kind this release does not run yet.
+
+        Only what the config states counts: defaults the user left alone are never reported.
+        The key path names the discriminator (``$.namers[0].kind``, ``$.routers[1].protocol``), or
+        the object itself for TLS (``$.routers[0].servers[0].tls``, kind ``"tls"``).
+
+        Args:
+            built: the kinds that are built, per family (default :data:`BUILT`).
+        """
+        built = BUILT if built is None else built
+        found: List[Tuple[str, str]] = []
+        for path, obj in walk(self, skip_defaults=True):
+            family = obj.FAMILY
+            if family not in built:
+                continue
+            tag_field, tag = tag_of(obj)
+            key, kind = (path, family) if tag is None else (f"{path}.{tag_field}", tag)
+            if kind not in built[family]:
+                found.append((key, kind))
+        return found
+
+    def require_built(self) -> None:
+        """Raise :class:`ConfigError` naming the first configured kind that is not built yet.
+
+        Raises:
+            ConfigError: ``$.namers[0].kind: io.l5d.k8s is known but not built yet``.
+        """
+        for key, kind in self.unsupported():
+            raise ConfigError(f"{key}: {kind} is known but not built yet")

@@ -1,0 +1,117 @@
+"""Start the real ``pyproxy`` CLI as a subprocess for black-box tests, and talk to it on loopback.
+
+``ProxyProcess(config_text, impl)`` runs ``python -m pyproxy run <file>`` in its own process group
+with every listener on port 0, waits (bounded) for the readiness lines
+``pyproxy: listening name=<name> addr=<ip>:<port>``, and on ``stop()`` sends SIGTERM, then SIGKILL
+after a deadline. ``raw(addr, data)`` sends bytes and reads the answer until the server closes or a
+timeout passes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Dict, List, Optional, Tuple
+
+READY = re.compile(r"pyproxy: listening name=(\S+) addr=(\S+)")
+
+
+class ProxyProcess:
+    def __init__(self, config_text: str, impl: str, *, timeout: float = 20.0, extra_env: Optional[Dict[str, str]] = None) -> None:
+        self.dir = tempfile.mkdtemp(prefix="pyproxy-test-")
+        self.config_path = os.path.join(self.dir, "config.yaml")
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
+        env = dict(os.environ, PYPROXY_IMPL=impl, PYTHONUNBUFFERED="1")
+        env.update(extra_env or {})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pyproxy", "run", self.config_path],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        self.addrs: Dict[str, List[Tuple[str, int]]] = {}
+        self.stderr_lines: List[str] = []
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise RuntimeError("proxy did not become ready:\n" + "\n".join(self.stderr_lines))
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.stderr_lines.append(line)
+            m = READY.search(line)
+            if m:
+                host, _, port = m.group(2).rpartition(":")
+                self.addrs.setdefault(m.group(1), []).append((host.strip("[]"), int(port)))
+                if m.group(1) == "admin":
+                    self._ready.set()
+
+    def addr(self, name: str) -> Tuple[str, int]:
+        return self.addrs[name][0]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self._reader.join(2)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return self.proc.returncode
+
+
+def raw(addr: Tuple[str, int], data: bytes, *, timeout: float = 10.0, half_close: bool = False) -> bytes:
+    """Send ``data`` on a new connection and return everything received until close or timeout."""
+    s = socket.create_connection(addr, timeout=timeout)
+    try:
+        s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        out = bytearray()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
+    finally:
+        s.close()
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+def split_response(response: bytes) -> Tuple[int, Dict[str, str], bytes]:
+    """(status, lower-cased headers (last wins), body) of one Content-Length-framed response."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(b":")
+        headers[k.strip().lower().decode("latin-1")] = v.strip().decode("latin-1")
+    return status, headers, body
