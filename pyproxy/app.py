@@ -8,6 +8,7 @@ requests in flight finish within ``admin.shutdownGraceMs``, then everything is c
 
 from __future__ import annotations
 
+import logging
 import random
 import signal
 import sys
@@ -34,8 +35,15 @@ from .server import Server
 
 __all__ = ["App", "build_identifiers"]
 
+log = logging.getLogger("pyproxy")
+
 #: How often file-system namers look for changes.
 FS_POLL_SECONDS = 1.0
+#: A head must arrive within this long once its first byte has (``socketOptions.readTimeoutMs`` overrides).
+DEFAULT_HEADER_TIMEOUT = 10.0
+#: A connection idle between requests closes after this long (``serverSession.idleTimeMs`` overrides);
+#: Linkerd keeps idle connections forever, which lets idle clients pin sockets indefinitely.
+DEFAULT_IDLE_TIMEOUT = 300.0
 
 
 def build_identifiers(router_cfg: Any, dst_prefix: Path) -> List[Identifier]:
@@ -122,14 +130,18 @@ class App:
         router = Router(params, random.Random(self.rng.getrandbits(64)))
         self.routers.append(router)
         for sc in rc.servers:
-            rules = ServerRules(clear_context=sc.clear_context, via=b"1.1 pyproxy-" + rc.label.encode("latin-1", "replace").replace(b" ", b"_"))
-            opts = getattr(sc, "socket_options", None)
+            pseudonym = rc.label.encode("latin-1", "replace").replace(b" ", b"_")
+            rules = ServerRules(clear_context=sc.clear_context, via=b"1.1 pyproxy-" + pseudonym, max_call_depth=sc.max_call_depth)
+            opts = sc.socket_options
+            session = sc.server_session
             server = Server(
                 router,
                 sc.ip,
                 sc.port,
                 rules,
                 max_concurrent=sc.max_concurrent_requests,
+                header_timeout=_ms(opts.read_timeout_ms) if opts and opts.read_timeout_ms else DEFAULT_HEADER_TIMEOUT,
+                idle_timeout=_ms(session.idle_time_ms) if session.idle_time_ms else DEFAULT_IDLE_TIMEOUT,
                 reuse_port=bool(opts and opts.reuse_port),
             )
             self.servers.append((rc.label, server))
@@ -174,7 +186,18 @@ class App:
         while True:
             await trio.sleep(FS_POLL_SECONDS)
             for fs in self.fs_namers:
-                await trio.to_thread.run_sync(fs.refresh)
+                try:
+                    await self._refresh(fs)
+                except Exception:  # noqa: BLE001 - discovery trouble must not stop the proxy
+                    log.exception("io.l5d.fs: cannot refresh %s", fs.root)
+
+    @staticmethod
+    async def _refresh(fs: FsNamer) -> None:
+        # Read files in a worker thread; publish the result on the loop's thread, where the
+        # observers (clients, pools) live.
+        states = await trio.to_thread.run_sync(fs.poll)
+        if states is not None:
+            fs.apply(states)
 
 
 async def run_until_signal(app: App) -> None:

@@ -56,7 +56,6 @@ class RouterParams:
     stream_after: int = 5 * 1024
     request_attempt_timeout: Optional[float] = None
     total_timeout: Optional[float] = None
-    max_call_depth: int = 1000
 
 
 @dataclass(frozen=True)
@@ -65,6 +64,7 @@ class ServerRules:
 
     clear_context: bool = False
     via: bytes = b"1.1 pyproxy"
+    max_call_depth: int = 1000
 
 
 class RouteError(Exception):
@@ -200,7 +200,7 @@ class Router:
     def _context(self, req: Request, edge: bool, rules: ServerRules) -> tuple:
         fields = h.remove_hop_by_hop(req.headers, req.connection, edge=edge)
         via = h.via_entries(req.headers)
-        if len(via) > self.params.max_call_depth or rules.via in via:
+        if len(via) > rules.max_call_depth or rules.via in via:
             raise RouteError(400, f"Maximum number of proxy hops exceeded or proxy loop detected (Via: {b', '.join(via).decode('latin-1')})")
         draw = self.rng.getrandbits(64) or 1
         if edge:
@@ -242,7 +242,9 @@ class Router:
         from .exchange import Exchange
 
         ex = Exchange(self, req, body, down, rules, ep, client, target, fields)  # type: ignore[arg-type]
-        timeout = self.params.total_timeout
+        # One attempt for now (retries come with the balancer), so both timeouts bound it.
+        limits = [t for t in (self.params.total_timeout, self.params.request_attempt_timeout) if t is not None]
+        timeout = min(limits) if limits else None
         if deadline is not None:
             remaining = (deadline[1] - time.time_ns()) / 1e9
             timeout = remaining if timeout is None else min(timeout, remaining)

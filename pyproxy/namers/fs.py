@@ -96,17 +96,35 @@ class FsNamer(Namer):
             directory = candidate
         return Neg
 
-    def refresh(self) -> None:
-        """Look for changes: re-read every file handed out so far (their observers see new endpoints)
-        and bump :attr:`version` when any file was added, removed or changed, so cached bindings
-        (which may hold a negative answer for a file that now exists) are recomputed."""
+    def poll(self) -> Optional[Dict[Tuple[bytes, ...], object]]:
+        """Look for changes; safe to run in a worker thread (it only reads files).
+
+        Returns:
+            None when nothing under ``root`` changed, else the new state of every file handed out
+            so far, to be given to :meth:`apply` on the event loop's thread.
+        """
         signature = self._signature()
         if signature == self._last:
-            return
+            return None
         self._last = signature
+        keys = list(self._files)  # one C-level copy: safe while the loop thread adds entries
+        return {key: self._read(os.path.join(self.root, *(e.decode("utf-8", "replace") for e in key))) for key in keys}
+
+    def apply(self, states: Dict[Tuple[bytes, ...], object]) -> None:
+        """Publish what :meth:`poll` found: address sets notify their observers (clients), and
+        :attr:`version` moves so cached bindings, which may hold a negative answer for a file that
+        now exists, are recomputed."""
         self.version += 1
-        for key, var in list(self._files.items()):
-            var.update(self._read(os.path.join(self.root, *(e.decode("utf-8", "replace") for e in key))))
+        for key, state in states.items():
+            var = self._files.get(key)
+            if var is not None:
+                var.update(state)
+
+    def refresh(self) -> None:
+        """:meth:`poll` and :meth:`apply` in one step (single-threaded callers, tests, the CLI)."""
+        states = self.poll()
+        if states is not None:
+            self.apply(states)
 
     def _signature(self) -> Tuple[Tuple[str, int, int], ...]:
         out = []
