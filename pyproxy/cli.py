@@ -138,8 +138,8 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_OK
         missing = config.unsupported() if hasattr(config, "unsupported") else []
         if missing:
-            where, kind = missing[0]
-            print(f"pyproxy: {where}: {kind} is known but not built yet", file=sys.stderr)
+            parts = "; ".join(f"{where}: {kind}" for where, kind in missing)
+            print(f"pyproxy: known but not built yet: {parts}", file=sys.stderr)
             return EXIT_USAGE
         app = App(config)
     except ConfigError as exc:

@@ -21,7 +21,7 @@ import trio
 from . import _impl
 from . import headers as h
 from .errors import RemoteProtocolError
-from .http1 import LAST_CHUNK, Response, encode_chunk, no_body_status, serialize_request_head, serialize_response_head
+from .http1 import LAST_CHUNK, Response, encode_chunk, error_response, no_body_status, serialize_request_head, serialize_response_head
 from .stream import FIXED, Body, Conn
 
 if TYPE_CHECKING:
@@ -74,7 +74,9 @@ class Exchange:
         ep.pending += 1
         self.client.requests += 1
         try:
-            with trio.move_on_after(timeout if timeout is not None else float("inf")):
+            if timeout is None:
+                return await self._attempts()
+            with trio.move_on_after(timeout):
                 return await self._attempts()
             # total timeout or deadline
             if self.response_started:
@@ -94,13 +96,11 @@ class Exchange:
             ep.pending -= 1
 
     async def _send_error(self, status: int, message: str, keep: bool, retryable: bool = False) -> None:
-        from .router import error_response
-
         if self.response_started:
             return
         self.response_started = True
         p = self.router.params
-        data = error_response(status, message, self.edge, p.max_err_response, p.max_head, keep, self.rules, self.req)
+        data = error_response(status, message, self.edge, p.max_err_response, p.max_head, keep, self.req)
         if retryable and not self.edge:
             data = data.replace(b"\r\n", b"\r\nl5d-retryable: true\r\n", 1)
         try:
@@ -302,14 +302,27 @@ class _Pump:
 
 
 def _response_fields(resp: Response, edge: bool, rules: "ServerRules") -> List[Tuple[bytes, bytes]]:
-    fields = h.remove_hop_by_hop(resp.headers, resp.connection, edge=edge)
-    fields = [kv for kv in fields if kv[0].lower() != b"content-length"]
-    if edge:
-        fields = h.remove_l5d(fields)
-    via = h.get_all(resp.headers, b"via")
-    fields = [kv for kv in fields if kv[0].lower() != b"via"]
-    fields.append((b"Via", b", ".join([*via, rules.via]) if via else rules.via))
-    return fields
+    """One pass: the response fields to relay (hop-by-hop, nominated, framing and, at an edge,
+    ``l5d-*`` removed) with our ``Via`` appended to the received ones."""
+    drop = h.HOP_BY_HOP
+    if resp.connection:
+        nominated = {t for t in resp.connection if t not in (b"close", b"keep-alive", b"content-length", b"via")}
+        if nominated:
+            drop = drop | nominated
+    kept: List[Tuple[bytes, bytes]] = []
+    via: List[bytes] = []
+    for kv in resp.headers:
+        name = kv[0].lower()
+        if name in drop or name == b"content-length":
+            continue
+        if name == b"via":
+            via.append(kv[1])
+            continue
+        if edge and h.is_l5d(name):
+            continue
+        kept.append(kv)
+    kept.append((b"Via", b", ".join([*via, rules.via]) if via else rules.via))
+    return kept
 
 
 def _trailer_block(trailers: List[Tuple[bytes, bytes]], edge: bool) -> bytes:

@@ -36,6 +36,8 @@ __all__ = [
     "remove_l5d",
     "err_header_value",
     "via_entries",
+    "scan_request",
+    "CONTEXT",
 ]
 
 Headers = List[Tuple[bytes, bytes]]
@@ -100,6 +102,46 @@ def remove_hop_by_hop(headers: Headers, connection: Iterable[bytes], *, edge: bo
     nominated = {t for t in connection if t not in _NOT_NOMINABLE and not (edge and is_l5d(t))}
     drop = HOP_BY_HOP | nominated if nominated else HOP_BY_HOP
     return [(k, v) for k, v in headers if k.lower() not in drop]
+
+
+#: Context fields a router reads and then re-writes itself; the received copies never travel on.
+CONTEXT = frozenset((DTAB, CTX_DTAB, CTX_TRACE, CTX_DEADLINE, SAMPLE, REQID, DST_SERVICE, DST_CLIENT, DST_RESIDUAL))
+_KEEP_ALIVE_TOKENS = frozenset((b"close", b"keep-alive"))
+
+
+def scan_request(
+    headers: Sequence[Tuple[bytes, bytes]], connection: Sequence[bytes], *, edge: bool
+) -> Tuple[Headers, dict, List[bytes]]:
+    """One pass over a request's fields (the hot path): what to forward, the context, the Via values.
+
+    Returns:
+        ``(kept, context, via)``: the fields to forward (hop-by-hop, nominated, ``Via`` and context
+        fields removed; at an edge every ``l5d-*``/``l5d_*`` field too), the values of the context
+        fields by lower-case name (empty at an edge: they are ignored there), and the received
+        ``Via`` values.
+    """
+    drop = HOP_BY_HOP
+    if connection and not _KEEP_ALIVE_TOKENS.issuperset(connection):
+        nominated = {t for t in connection if t not in _NOT_NOMINABLE and not (edge and is_l5d(t))}
+        drop = HOP_BY_HOP | nominated
+    kept: Headers = []
+    context: dict = {}
+    via: List[bytes] = []
+    for kv in headers:
+        name = kv[0].lower()
+        if name in drop:
+            continue
+        if name[:4] in (b"l5d-", b"l5d_") and len(name) > 4:
+            if edge:
+                continue
+            if name in CONTEXT:
+                context.setdefault(name, []).append(kv[1])
+                continue
+        elif name == VIA:
+            via.append(kv[1])
+            continue
+        kept.append(kv)
+    return kept, context, via
 
 
 def remove_l5d(headers: Headers) -> Headers:

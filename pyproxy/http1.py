@@ -23,6 +23,7 @@ __all__ = [
     "LAST_CHUNK",
     "reason_phrase",
     "no_body_status",
+    "error_response",
 ]
 
 LAST_CHUNK = b"0\r\n"
@@ -156,3 +157,30 @@ def reason_phrase(status: int) -> bytes:
 def no_body_status(status: int) -> bool:
     """1xx, 204 and 304 responses never have a body (RFC 9112 §6.3)."""
     return status < 200 or status in (204, 304)
+
+
+def error_response(
+    status: int,
+    message: str,
+    edge: bool,
+    max_body: int,
+    max_header: int,
+    keep: bool,
+    req: Optional[Request] = None,
+) -> bytes:
+    """A proxy-generated error as Linkerd writes it: a text/plain body and ``l5d-err`` (the message
+    form-URL-encoded, cut to ``max_header``); at an edge, neither (internal text must not leak)."""
+    fields: List[Tuple[bytes, bytes]] = []
+    payload = b""
+    if not edge:
+        payload = message.encode("utf-8", "replace")[:max_body]
+        fields.append((b"l5d-err", h.err_header_value(message, max_header)))
+    fields.append((b"Content-Type", b"text/plain"))
+    fields.append((b"Content-Length", b"%d" % len(payload)))
+    if not keep:
+        fields.append((b"Connection", b"close"))
+    minor = req.minor if req is not None else 1
+    head = serialize_response_head(minor, status, reason_phrase(status), fields)
+    if req is not None and req.method == b"HEAD":
+        return head
+    return head + payload

@@ -11,7 +11,7 @@ case-insensitive name) and never touch sockets.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 from .errors import DtabError
 from .naming.path import Path
@@ -102,17 +102,30 @@ class Identifier:
 
 
 class HeaderTokenIdentifier(Identifier):
-    """``io.l5d.header.token`` (the HTTP default, on ``Host``): the header value as ONE element."""
+    """``io.l5d.header.token`` (the HTTP default, on ``Host``): the header value as ONE element.
+
+    Names are remembered per header value (a node sees few distinct hosts), so the common case
+    builds no path per request.
+    """
+
+    _CACHE_MAX = 4096
 
     def __init__(self, dst_prefix: Path, header: str = "Host") -> None:
         super().__init__(dst_prefix)
         self.header = header
+        self._is_host = header.lower() == "host"
+        self._names: Dict[Text, Identified] = {}
 
     def identify(self, head: RequestHead) -> Identification:
-        v = head.header(self.header)
+        v = head.host if self._is_host and hasattr(head, "host") else head.header(self.header)  # type: ignore[attr-defined]
         if not v:
             return Unidentified(f"{self.header} header is absent")
-        return Identified(self.dst_prefix + Path((_elem(v),)))
+        hit = self._names.get(v)
+        if hit is None:
+            if len(self._names) >= self._CACHE_MAX:
+                self._names.clear()
+            hit = self._names[v] = Identified(self.dst_prefix + Path((_elem(v),)))
+        return hit
 
 
 class HeaderPathIdentifier(Identifier):

@@ -22,21 +22,19 @@ from . import headers as h
 from .client import Client, NoEndpoints
 from .context import OverrideCache, TraceId, format_deadline, parse_deadline, parse_sample
 from .errors import DtabError, PathError, PyproxyError, RemoteProtocolError
-from .http1 import Request, reason_phrase, serialize_response_head
+from .exchange import Exchange
+from .http1 import Request, error_response
 from .identifiers import Identified, Identifier, compose
 from .naming.binding import ConfiguredNamersInterpreter
 from .naming.dtab import Dtab
-from .naming.name import Bound
+from .naming.name import ADDR_PENDING, Bound
 from .naming.path import Path
 from .naming.tree import Alt, Leaf, NameTree, Union
 from .stream import Body, Conn
 
 __all__ = ["Router", "RouterParams", "ServerRules"]
 
-# Context fields the router reads and re-writes itself; the received copies never travel on.
-_CONSUMED = frozenset(
-    (h.DTAB, h.CTX_DTAB, h.CTX_TRACE, h.CTX_DEADLINE, h.SAMPLE, h.REQID, h.DST_SERVICE, h.DST_CLIENT, h.DST_RESIDUAL)
-)
+_EMPTY_DTAB = Dtab()
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ class RouterParams:
     dtab: Dtab
     identifiers: Sequence[Identifier]
     interpreter: ConfiguredNamersInterpreter
-    namer_versions: Callable[[], Tuple[Optional[int], ...]] = lambda: ()
+    namer_versions: Callable[[], object] = lambda: 0
     binding_timeout: float = 10.0
     max_line: int = 4096
     max_head: int = 8192
@@ -79,7 +77,7 @@ class RouteError(Exception):
 class _Bind:
     __slots__ = ("version", "tree")
 
-    def __init__(self, version: tuple, tree: NameTree) -> None:
+    def __init__(self, version: object, tree: NameTree) -> None:
         self.version = version
         self.tree = tree
 
@@ -94,6 +92,9 @@ class Router:
         self.overrides = OverrideCache()
         self._binds: Dict[Tuple[str, Tuple[bytes, ...]], _Bind] = {}
         self.clients: Dict[Tuple[str, Tuple[bytes, ...]], Client] = {}
+        self._dst_fields: Dict[Tuple[Path, Bound], List[Tuple[bytes, bytes]]] = {}
+        limits = [t for t in (params.total_timeout, params.request_attempt_timeout) if t is not None]
+        self._timeout: Optional[float] = min(limits) if limits else None
         self.limits = (params.max_line, params.max_head, params.max_headers)
         self.requests = 0
 
@@ -157,7 +158,7 @@ class Router:
         self.requests += 1
         edge = rules.clear_context
         try:
-            fields, local, trace, deadline = self._context(req, edge, rules)
+            fields, local, trace, deadline, via = self._context(req, edge, rules)
             ident = compose(self.params.identifiers, req)
             if not isinstance(ident, Identified):
                 raise RouteError(400, f"Unknown destination: {req.method.decode('latin-1')} {req.target.decode('latin-1')} / {ident.reason}")
@@ -168,7 +169,7 @@ class Router:
             if bound is None:
                 raise RouteError(502, self.no_route_message(dst, local))
             client = self.client(bound)
-            if client.state is not None and not client.live:
+            if not client.live and client.state is ADDR_PENDING:
                 if not await client.wait_ready(self.params.binding_timeout):
                     raise RouteError(503, f"exceeded {self.params.binding_timeout:g} seconds binding {dst.show}")
             try:
@@ -178,45 +179,60 @@ class Router:
         except RouteError as exc:
             return await self._respond_error(down, req, body, exc.status, str(exc), edge, rules)
         except (DtabError, PathError) as exc:
-            status = 400
-            return await self._respond_error(down, req, body, status, str(exc), edge, rules)
+            return await self._respond_error(down, req, body, 400, str(exc), edge, rules)
         except PyproxyError as exc:  # a namer failed, or binding looped
             return await self._respond_error(down, req, body, 502, str(exc), edge, rules)
 
         # Fields the proxy adds, after the client's own (and its nominations) were removed.
-        fields.append((b"Via", _via(req, rules)))
-        fields.append((b"l5d-dst-service", dst.show.encode("latin-1")))
-        fields.append((b"l5d-dst-client", bound.id.show.encode("latin-1")))
-        if bound.residual.elems:
-            fields.append((b"l5d-dst-residual", bound.residual.show.encode("latin-1")))
+        fields.append((b"Via", b", ".join([*via, rules.via]) if via else rules.via))
+        fields.extend(self._route_fields(dst, bound))
         fields.append((b"l5d-ctx-trace", trace.header()))
         fields.append((b"l5d-reqid", trace.reqid))
         if deadline is not None:
             fields.append((b"l5d-ctx-deadline", format_deadline(*deadline)))
         if local.dentries:
             fields.append((b"l5d-ctx-dtab", local.show.encode("latin-1")))
-        return await self._exchange(req, body, down, rules, ep, client, target, fields, deadline)
+        # One attempt for now (retries come with the balancer), so both timeouts bound it.
+        timeout = self._timeout
+        if deadline is not None:
+            remaining = (deadline[1] - time.time_ns()) / 1e9
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        return await Exchange(self, req, body, down, rules, ep, client, target, fields).run(timeout)
+
+    def _route_fields(self, dst: Path, bound: Bound) -> List[Tuple[bytes, bytes]]:
+        """``l5d-dst-service``, ``l5d-dst-client`` and ``l5d-dst-residual``, built once per route."""
+        key = (dst, bound)
+        out = self._dst_fields.get(key)
+        if out is None:
+            out = [(b"l5d-dst-service", dst.show.encode("latin-1")), (b"l5d-dst-client", bound.id.show.encode("latin-1"))]
+            if bound.residual.elems:
+                out.append((b"l5d-dst-residual", bound.residual.show.encode("latin-1")))
+            if len(self._dst_fields) > 10000:
+                self._dst_fields.clear()
+            self._dst_fields[key] = out
+        return out
 
     def _context(self, req: Request, edge: bool, rules: ServerRules) -> tuple:
-        fields = h.remove_hop_by_hop(req.headers, req.connection, edge=edge)
-        via = h.via_entries(req.headers)
-        if len(via) > rules.max_call_depth or rules.via in via:
-            raise RouteError(400, f"Maximum number of proxy hops exceeded or proxy loop detected (Via: {b', '.join(via).decode('latin-1')})")
+        fields, ctx, via_values = h.scan_request(req.headers, req.connection, edge=edge)
+        if via_values:
+            via = [e.strip() for v in via_values for e in v.split(b",") if e.strip()]
+            if len(via) > rules.max_call_depth or rules.via in via:
+                raise RouteError(400, f"Maximum number of proxy hops exceeded or proxy loop detected (Via: {b', '.join(via).decode('latin-1')})")
         draw = self.rng.getrandbits(64) or 1
-        if edge:
-            return h.remove_l5d(fields), Dtab.EMPTY, TraceId.root(draw), None  # type: ignore[attr-defined]
-        ctx = h.get_all(req.headers, h.CTX_DTAB)
-        user = h.get_all(req.headers, h.DTAB)
-        local = self.overrides.get(ctx, user) if (ctx or user) else Dtab.EMPTY  # type: ignore[attr-defined]
-        raw_trace = h.get(req.headers, h.CTX_TRACE)
-        parent = TraceId.from_header(raw_trace) if raw_trace else None
+        if edge or not ctx:
+            return fields, _EMPTY_DTAB, TraceId.root(draw), None, via_values
+        dtab_ctx = ctx.get(h.CTX_DTAB, ())
+        dtab_user = ctx.get(h.DTAB, ())
+        local = self.overrides.get(dtab_ctx, dtab_user) if (dtab_ctx or dtab_user) else _EMPTY_DTAB
+        raw_trace = ctx.get(h.CTX_TRACE)
+        parent = TraceId.from_header(raw_trace[0]) if raw_trace else None
         trace = parent.child(draw) if parent else TraceId.root(draw)
-        sample = parse_sample(h.get(req.headers, h.SAMPLE))
-        if sample is not None:
-            trace = trace.with_sampled(self.rng.random() < sample)
-        deadline = parse_deadline(h.get_all(req.headers, h.CTX_DEADLINE))
-        fields = [kv for kv in fields if kv[0].lower() not in _CONSUMED]
-        return fields, local, trace, deadline
+        sample = ctx.get(h.SAMPLE)
+        rate = parse_sample(sample[0]) if sample else None
+        if rate is not None:
+            trace = trace.with_sampled(self.rng.random() < rate)
+        deadline = parse_deadline(ctx.get(h.CTX_DEADLINE, ()))
+        return fields, local, trace, deadline, via_values
 
     async def _respond_error(
         self, down: Conn, req: Request, body: Body, status: int, message: str, edge: bool, rules: ServerRules
@@ -224,36 +240,8 @@ class Router:
         """Answer the request with a Linkerd error; keep the connection only if the body was read."""
         # A client waiting for 100-continue will not send the body: close instead of draining it.
         keep = req.keep_alive and not (req.expect_continue and not body.done and not body.received) and await _discard(body)
-        await down.send_all(error_response(status, message, edge, self.params.max_err_response, self.params.max_head, keep, rules, req))
+        await down.send_all(error_response(status, message, edge, self.params.max_err_response, self.params.max_head, keep, req))
         return keep
-
-    async def _exchange(
-        self,
-        req: Request,
-        body: Body,
-        down: Conn,
-        rules: ServerRules,
-        ep: object,
-        client: Client,
-        target: bytes,
-        fields: List[Tuple[bytes, bytes]],
-        deadline: Optional[Tuple[int, int]],
-    ) -> bool:
-        from .exchange import Exchange
-
-        ex = Exchange(self, req, body, down, rules, ep, client, target, fields)  # type: ignore[arg-type]
-        # One attempt for now (retries come with the balancer), so both timeouts bound it.
-        limits = [t for t in (self.params.total_timeout, self.params.request_attempt_timeout) if t is not None]
-        timeout = min(limits) if limits else None
-        if deadline is not None:
-            remaining = (deadline[1] - time.time_ns()) / 1e9
-            timeout = remaining if timeout is None else min(timeout, remaining)
-        return await ex.run(timeout)
-
-
-def _via(req: Request, rules: ServerRules) -> bytes:
-    existing = h.get_all(req.headers, b"via")
-    return b", ".join([*existing, rules.via]) if existing else rules.via
 
 
 async def _discard(body: Body, limit: int = 64 * 1024) -> bool:
@@ -264,31 +252,3 @@ async def _discard(body: Body, limit: int = 64 * 1024) -> bool:
     except RemoteProtocolError:
         return False
     return False
-
-
-def error_response(
-    status: int,
-    message: str,
-    edge: bool,
-    max_body: int,
-    max_header: int,
-    keep: bool,
-    rules: Optional[ServerRules] = None,
-    req: Optional[Request] = None,
-) -> bytes:
-    """A Linkerd-generated error: text/plain body and ``l5d-err``; at an edge, no ``l5d-err`` and no body."""
-    fields: List[Tuple[bytes, bytes]] = []
-    payload = b""
-    if not edge:
-        payload = message.encode("utf-8", "replace")[:max_body]
-        fields.append((b"l5d-err", h.err_header_value(message, max_header)))
-    fields.append((b"Content-Type", b"text/plain"))
-    fields.append((b"Content-Length", b"%d" % len(payload)))
-    if not keep:
-        fields.append((b"Connection", b"close"))
-    minor = req.minor if req is not None else 1
-    head = serialize_response_head(minor, status, reason_phrase(status), fields)
-    if req is not None and req.method == b"HEAD":
-        return head
-    return head + payload
-

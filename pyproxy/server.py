@@ -13,14 +13,15 @@ flight finish (each connection closes after its current response).
 from __future__ import annotations
 
 import logging
+import math
 from typing import List, Optional
 
 import trio
 
 from . import _impl
 from .errors import RemoteProtocolError
-from .http1 import Request
-from .router import Router, ServerRules, error_response
+from .http1 import Request, error_response
+from .router import Router, ServerRules
 from .stream import Body, Conn
 
 __all__ = ["Server"]
@@ -97,47 +98,55 @@ class Server:
     async def _connection(self, stream: trio.SocketStream) -> None:
         conn = Conn(stream)
         self.connections += 1
+        # One cancel scope per connection, its deadline moved as the connection goes idle and busy:
+        # cheaper than a scope per wait, and drain() can cancel exactly the idle connections.
+        scope = trio.CancelScope()
         try:
-            await self._serve_connection(conn)
+            with scope:
+                await self._serve_connection(conn, scope)
+            if scope.cancelled_caught and conn.buf and not self.draining:
+                await conn.send_all(error_response(408, "timed out reading the request head", True, 0, 0, False))
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             pass  # the client went away
         except Exception:  # noqa: BLE001 - a bug must cost one connection, never the server
             log.exception("unexpected error on a connection of %s", self.router.label)
         finally:
+            self._idle.discard(scope)
             self.connections -= 1
             await conn.aclose()
 
-    async def _serve_connection(self, conn: Conn) -> None:
+    async def _serve_connection(self, conn: Conn, scope: trio.CancelScope) -> None:
         router = self.router
         p = router.params
         limits = (p.max_line, p.max_head, p.max_headers)
+        parse = _impl.parse_request_head
+        idle = self._idle
         while not self.draining:
             if not conn.buf:
-                with trio.CancelScope() as idle:
-                    self._idle.add(idle)
-                    try:
-                        with trio.move_on_after(self.idle_timeout):
-                            if not await conn.fill():
-                                return
-                    finally:
-                        self._idle.discard(idle)
-                if not conn.buf:
-                    return  # idle timeout or drain
+                scope.deadline = trio.current_time() + self.idle_timeout
+                idle.add(scope)
+                try:
+                    if not await conn.fill():
+                        return
+                finally:
+                    idle.discard(scope)
             try:
-                with trio.move_on_after(self.header_timeout) as slow:
-                    t = await conn.read_head(_impl.parse_request_head, *limits)
-                if slow.cancelled_caught:
-                    await conn.send_all(error_response(408, "timed out reading the request head", True, 0, 0, False))
-                    return
+                t = parse(conn.buf, *limits)
+                if t is None:  # a head split over several reads: bound the time it may take
+                    scope.deadline = trio.current_time() + self.header_timeout
+                    t = await conn.read_head(parse, *limits)
+                    if t is None:
+                        return
+                else:
+                    del conn.buf[: t[4]]
             except RemoteProtocolError as exc:
                 await conn.send_all(error_response(exc.status, f"{exc}", self.rules.clear_context, p.max_err_response, p.max_head, False))
                 return
-            if t is None:
-                return
+            scope.deadline = math.inf
             req = Request.from_kernel(t)
             body = Body.of(conn, req, limits)
             if self.max_concurrent is not None and self.active >= self.max_concurrent:
-                await conn.send_all(error_response(503, "max concurrent requests exceeded", self.rules.clear_context, p.max_err_response, p.max_head, False, self.rules, req))
+                await conn.send_all(error_response(503, "max concurrent requests exceeded", self.rules.clear_context, p.max_err_response, p.max_head, False, req))
                 return
             self.active += 1
             try:

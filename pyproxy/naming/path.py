@@ -27,7 +27,7 @@ def show_elem(elem: bytes) -> str:
 class Path:
     """An immutable sequence of non-empty byte strings; hashable, ordered like tuples."""
 
-    __slots__ = ("elems", "_hash")
+    __slots__ = ("elems", "_hash", "_show")
 
     elems: Tuple[bytes, ...]
 
@@ -38,6 +38,7 @@ class Path:
                 raise PathError()
         object.__setattr__(self, "elems", t)
         object.__setattr__(self, "_hash", None)
+        object.__setattr__(self, "_show", None)
 
     @classmethod
     def _trusted(cls, elems: Tuple[bytes, ...]) -> "Path":
@@ -45,6 +46,7 @@ class Path:
         p = object.__new__(cls)
         object.__setattr__(p, "elems", elems)
         object.__setattr__(p, "_hash", None)
+        object.__setattr__(p, "_show", None)
         return p
 
     @classmethod
@@ -114,8 +116,12 @@ class Path:
 
     @property
     def show(self) -> str:
-        """The canonical text form, ``/`` for the empty path."""
-        return "/" + "/".join(show_elem(e) for e in self.elems)
+        """The canonical text form, ``/`` for the empty path (computed once: paths are immutable)."""
+        s = self._show
+        if s is None:
+            s = "/" + "/".join(show_elem(e) for e in self.elems)
+            object.__setattr__(self, "_show", s)
+        return s
 
     def debug(self) -> str:
         """Finagle's ``toString``: ``Path(foo,bar)``."""
