@@ -71,20 +71,15 @@ class EndpointPool:
 def _still_open(conn: Conn) -> bool:
     """True when an idle pooled connection has nothing to read: readable means the upstream closed
     it (or sent unsolicited bytes), and either way it must not carry another request."""
-    sock = getattr(conn.stream, "socket", None)
-    if sock is None:
-        return True
     try:
-        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        readable, _, _ = select.select([conn.sock], [], [], 0)
     except (OSError, ValueError):
         return False
     return not readable
 
 
 def _close_now(conn: Conn) -> None:
-    sock = getattr(conn.stream, "socket", None)
-    if sock is not None:
-        sock.close()
+    conn.close()
 
 
 class Client:
