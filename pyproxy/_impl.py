@@ -17,7 +17,21 @@ from typing import TYPE_CHECKING
 
 from ._version import __version__
 
-__all__ = ["IMPL", "WHY", "DtabIndex", "read_dentry", "read_dtab", "read_path", "read_prefix", "read_tree"]
+__all__ = [
+    "IMPL",
+    "WHY",
+    "Balancer",
+    "DtabIndex",
+    "parse_chunk_line",
+    "parse_request_head",
+    "parse_response_head",
+    "parse_trailers",
+    "read_dentry",
+    "read_dtab",
+    "read_path",
+    "read_prefix",
+    "read_tree",
+]
 
 ENV = "PYPROXY_IMPL"
 _CHOICES = ("auto", "native", "pure")
@@ -27,7 +41,19 @@ if _want not in _CHOICES:
     raise ImportError(f"{ENV}={_want!r}: expected 'auto', 'native' or 'pure'")
 
 if TYPE_CHECKING or _want == "pure":
-    from ._pure import DtabIndex, read_dentry, read_dtab, read_path, read_prefix, read_tree
+    from ._pure import (
+        Balancer,
+        DtabIndex,
+        parse_chunk_line,
+        parse_request_head,
+        parse_response_head,
+        parse_trailers,
+        read_dentry,
+        read_dtab,
+        read_path,
+        read_prefix,
+        read_tree,
+    )
 
     IMPL, WHY = "pure", f"{ENV}=pure"
 else:
@@ -39,12 +65,36 @@ else:
                 f"stale native module: pyproxy._native is {_native_version}, pyproxy is {__version__}"
                 " (rebuild with `maturin develop --release`)"
             )
-        from ._native import DtabIndex, read_dentry, read_dtab, read_path, read_prefix, read_tree
+        from ._native import (
+            Balancer,
+            DtabIndex,
+            parse_chunk_line,
+            parse_request_head,
+            parse_response_head,
+            parse_trailers,
+            read_dentry,
+            read_dtab,
+            read_path,
+            read_prefix,
+            read_tree,
+        )
 
         IMPL, WHY = "native", ""
     except ImportError as exc:
         if _want == "native":
             raise ImportError(f"{ENV}=native but the native module cannot be used: {exc}") from exc
-        from ._pure import DtabIndex, read_dentry, read_dtab, read_path, read_prefix, read_tree
+        from ._pure import (
+            Balancer,
+            DtabIndex,
+            parse_chunk_line,
+            parse_request_head,
+            parse_response_head,
+            parse_trailers,
+            read_dentry,
+            read_dtab,
+            read_path,
+            read_prefix,
+            read_tree,
+        )
 
         IMPL, WHY = "pure", f"native module unavailable: {exc}"

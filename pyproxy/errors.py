@@ -16,6 +16,9 @@ __all__ = [
     "UnknownNamerError",
     "NamerError",
     "ConfigError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "LocalProtocolError",
 ]
 
 
@@ -78,3 +81,30 @@ class NamerError(NamingError):
 
 class ConfigError(PyproxyError, ValueError):
     """A configuration file that is not valid; the message starts with the key path (``$.routers[0]...``)."""
+
+
+class ProtocolError(PyproxyError):
+    """An HTTP/1.1 message that breaks the protocol; the connection it came on is unusable.
+
+    Attributes:
+        status: the HTTP status a server answers before closing: 400, 413, 414, 431, 501 or 505
+            for a request, 502 for a response from upstream.
+        kind: a stable short code (``"bare-lf"``, ``"cl-and-te"``, ``"missing-host"``, ...; the
+            parsers' table is in ``pyproxy/_pure/h1_fields.py``; ``"bad-chunk-terminator"`` is the
+            codec's, for chunk data not followed by CRLF), for metrics and tests.
+        offset: the byte offset in the parsed buffer where the problem is (-1: unknown).
+    """
+
+    def __init__(self, message: str, status: int = 400, kind: str = "", offset: int = -1) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.offset = offset
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something invalid (raised by the head and chunk parsers)."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to send something invalid (a bug or a bad value on our side)."""

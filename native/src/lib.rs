@@ -3,6 +3,8 @@
 //! The kernels live in [`parse`] (naming syntax) and [`index`] (dtab lookup), in pure Rust; [`py`]
 //! wraps them for Python. Each mirrors a pure-Python twin under `pyproxy/_pure/` that is its spec.
 
+pub mod balance;
+pub mod h1;
 pub mod index;
 pub mod parse;
 mod py;
@@ -19,5 +21,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py::read_dentry, m)?)?;
     m.add_function(wrap_pyfunction!(py::read_dtab, m)?)?;
     m.add_class::<py::DtabIndex>()?;
+    m.add_function(wrap_pyfunction!(py::parse_request_head, m)?)?;
+    m.add_function(wrap_pyfunction!(py::parse_response_head, m)?)?;
+    m.add_function(wrap_pyfunction!(py::parse_chunk_line, m)?)?;
+    m.add_function(wrap_pyfunction!(py::parse_trailers, m)?)?;
+    m.add_class::<py::Balancer>()?;
     Ok(())
 }

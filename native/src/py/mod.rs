@@ -4,9 +4,14 @@
 //! (a path is `tuple[bytes, ...]`, a tree is `(tag, ...)`, ...), and errors are the classes of
 //! `pyproxy/errors.py`, raised with the same arguments as the pure twin.
 
+mod balance;
+mod common;
 mod convert;
 mod dtab_index;
+mod h1;
 mod read;
 
+pub use balance::Balancer;
 pub use dtab_index::DtabIndex;
+pub use h1::{parse_chunk_line, parse_request_head, parse_response_head, parse_trailers};
 pub use read::{read_dentry, read_dtab, read_path, read_prefix, read_tree};
