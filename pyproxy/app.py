@@ -30,8 +30,10 @@ from .naming.binding import ConfiguredNamersInterpreter
 from .naming.dtab import Dtab
 from .naming.namer import Namer
 from .naming.path import Path
+from .policy import Policies
 from .router import Router, RouterParams, ServerRules
 from .server import Server
+from .telemetry import Telemetry
 
 __all__ = ["App", "build_identifiers"]
 
@@ -87,6 +89,9 @@ class App:
     def __init__(self, config: Any, *, rng: Optional[random.Random] = None) -> None:
         self.config = config
         self.rng = rng or random.Random()
+        # Metrics registry and telemeters first: routers and servers take their stats from it.
+        self.telemetry = Telemetry.from_config(config.telemetry)
+        self.telemetry.watch(self)
         self.namers: List[Tuple[Path, Namer]] = []
         self.fs_namers: List[FsNamer] = []
         for n in config.namers:
@@ -125,8 +130,7 @@ class App:
             max_head=rc.max_headers_kb * 1024,
             max_err_response=rc.max_err_response_kb * 1024,
             stream_after=rc.stream_after_content_length_kb * 1024,
-            request_attempt_timeout=_ms(getattr(client, "request_attempt_timeout_ms", None)),
-            total_timeout=_ms(getattr(service, "total_timeout_ms", None)),
+            policies=Policies(client, service),
         )
         router = Router(params, random.Random(self.rng.getrandbits(64)))
         self.routers.append(router)
@@ -174,6 +178,7 @@ class App:
                 print(f"pyproxy: listening name={name} addr={server.address}", file=sys.stderr, flush=True)
             if self.fs_namers:
                 nursery.start_soon(self._watch_fs)
+            nursery.start_soon(self.telemetry.run)
             task_status.started()
             await self._stop.wait()
             for _, server in self.listening():

@@ -15,8 +15,12 @@ from typing import Dict, List, Optional, Tuple
 
 import trio
 
-from .balance import Endpoint, pick_p2c
-from .naming.name import ADDR_NEG, ADDR_PENDING, AddrBound, AddrFailed, Bound
+from . import _impl
+from .accrual import DEAD, Accrual, _Consecutive
+from .balance import Endpoint
+from .naming.name import ADDR_PENDING, AddrBound, AddrFailed, Bound
+from .policy import ClientPolicy
+from .retry import JitteredBackoff, RetryBudget
 from .stream import Conn
 
 __all__ = ["Client", "EndpointPool", "NoEndpoints"]
@@ -83,41 +87,62 @@ def _close_now(conn: Conn) -> None:
 
 
 class Client:
-    """The client of one bound name: its endpoints, kept in step with the name's address set."""
+    """The client of one bound name: its endpoints, kept in step with the name's address set,
+    balanced by the kernel :class:`~pyproxy._impl.Balancer` (p2c, ewma, roundRobin, heap), each with
+    failure accrual."""
 
-    def __init__(self, bound: Bound, rng: Optional[random.Random] = None) -> None:
+    def __init__(self, bound: Bound, policy: Optional[ClientPolicy] = None, rng: Optional[random.Random] = None) -> None:
         self.bound = bound
         self.id = bound.id.show
+        self.policy = policy or ClientPolicy()
         self.rng = rng or random.Random()
-        self.endpoints: Dict[Tuple[str, int], Endpoint[EndpointPool]] = {}
-        self.live: List[Endpoint[EndpointPool]] = []
+        self.balancer = _impl.Balancer(self.policy.balancer, self.policy.decay_s)
+        self.requeues = RetryBudget(*self.policy.requeue)
+        self.endpoints: Dict[Tuple[str, int], Endpoint] = {}
+        self.by_slot: Dict[int, Endpoint] = {}
+        self.live: List[Endpoint] = []
+        self._dead: List[Endpoint] = []
+        self._next_slot = 0
         self.state: object = ADDR_PENDING
         self.changed = trio.Event()
         self.requests = 0
         self._stop = bound.addr.observe(self._update)
         self._update(bound.addr.value)
 
+    def _slot(self) -> int:
+        # Slots are not reused soon: a late end() for a removed endpoint must not hit a new one.
+        while True:
+            slot = self._next_slot
+            self._next_slot = (slot + 1) % 65536
+            if slot not in self.by_slot:
+                return slot
+
     def _update(self, addr: object) -> None:
         self.state = addr
+        wanted: Dict[Tuple[str, int], float] = {}
         if isinstance(addr, AddrBound):
-            wanted: Dict[Tuple[str, int], float] = {}
             for a in addr.addresses:
                 wanted[(a.host, a.port)] = float(a.meta.get("endpoint_addr_weight", 1.0))
-            for key, ep in list(self.endpoints.items()):
-                if key not in wanted:
-                    ep.pool.close()
-                    del self.endpoints[key]
-            for key, weight in wanted.items():
-                ep = self.endpoints.get(key)
-                if ep is None:
-                    self.endpoints[key] = Endpoint(key[0], key[1], EndpointPool(key[0], key[1]), weight)
-                else:
-                    ep.weight = weight
-        elif addr is ADDR_NEG or isinstance(addr, AddrFailed):
-            for ep in self.endpoints.values():
+        now = trio.current_time() if _in_trio() else 0.0
+        for key, ep in list(self.endpoints.items()):
+            if key not in wanted:
                 ep.pool.close()
-            self.endpoints.clear()
+                self.balancer.remove(ep.slot)
+                del self.by_slot[ep.slot]
+                del self.endpoints[key]
+        for key, weight in wanted.items():
+            ep = self.endpoints.get(key)
+            if ep is None:
+                slot = self._slot()
+                ep = Endpoint(key[0], key[1], EndpointPool(key[0], key[1]), slot, Accrual.from_config(self.policy.accrual) if self.policy.accrual is not None else _default_accrual())
+                ep.weight = weight
+                self.endpoints[key] = ep
+                self.by_slot[slot] = ep
+                self.balancer.add(slot, now)
+            else:
+                ep.weight = weight
         self.live = list(self.endpoints.values())
+        self._dead = [ep for ep in self.live if ep.accrual is not None and ep.accrual.state == DEAD]
         old, self.changed = self.changed, trio.Event()
         old.set()
 
@@ -129,22 +154,57 @@ class Client:
             return True
         return False
 
-    def pick(self) -> Endpoint[EndpointPool]:
-        """An endpoint for the next request.
+    def pick(self, now: float) -> Endpoint:
+        """An endpoint for the next request (counted as outstanding until :meth:`done`).
 
         Raises:
             NoEndpoints: with the reason (negative, failed or empty address set).
         """
-        ep = pick_p2c(self.live, self.rng.getrandbits(64))
-        if ep is None:
+        if self._dead:
+            self._revive(now)
+        slot = self.balancer.pick(now, self.rng.getrandbits(64))
+        if slot < 0:
             state = self.state
             if isinstance(state, AddrFailed):
                 raise NoEndpoints(f"address resolution failed: {state.cause}")
             raise NoEndpoints("no endpoints" if isinstance(state, AddrBound) else "name is negative")
-        return ep
+        self.requests += 1
+        return self.by_slot[slot]
+
+    def done(self, ep: Endpoint, now: float, rtt: float, ok: bool) -> None:
+        """The request picked on ``ep`` ended: its latency feeds the balancer, its result the accrual."""
+        self.balancer.end(ep.slot, now, max(rtt, 0.0))
+        acc = ep.accrual
+        if acc is not None and acc.record(ok, now, self.rng.random()):
+            down = acc.state == DEAD
+            self.balancer.set_down(ep.slot, down)
+            if down:
+                self._dead.append(ep)
+
+    def _revive(self, now: float) -> None:
+        still = []
+        for ep in self._dead:
+            if ep.slot in self.by_slot and ep.accrual is not None:
+                if ep.accrual.available(now):  # past its backoff: one probe may go
+                    self.balancer.set_down(ep.slot, False)
+                else:
+                    still.append(ep)
+        self._dead = still
 
     def close(self) -> None:
         self._stop()
         for ep in self.endpoints.values():
             ep.pool.close()
 
+
+def _default_accrual() -> Accrual:
+    """Linkerd's default: 5 consecutive failures, jittered backoff from 5 s to 300 s."""
+    return Accrual(_Consecutive(5), JitteredBackoff(5000, 300000))
+
+
+def _in_trio() -> bool:
+    try:
+        trio.lowlevel.current_task()
+        return True
+    except RuntimeError:
+        return False

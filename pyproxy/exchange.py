@@ -1,15 +1,20 @@
-"""One request/response exchange with an upstream endpoint, streamed both ways with bounded memory.
+"""One request forwarded upstream: attempts, retries within budget, and the response relayed back.
 
 The request head is re-serialised canonically (one framing field: the client's Content-Length, or
-``Transfer-Encoding: chunked`` re-chunked by us). A body that is already buffered and small goes out
-with the head in one write; anything else is pumped concurrently with reading the response, so an
-upstream that answers early (413, 401) or asks for ``100-continue`` is relayed at once. The response
-is relayed the same way. A connection is reused only when both messages were complete and framed;
-after any framing problem both sides are closed (http-hardening §1.1).
+``Transfer-Encoding: chunked`` re-chunked by us). Two paths:
 
-A pooled connection that turns out dead before any response byte arrives is replaced by a fresh one
-once, when the request body can still be re-sent (it was empty or fully buffered): the request never
-reached the application, so this requeue is always safe.
+* **Replayable** (no body, or a small body already buffered): each attempt sends head and body in one
+  write and reads the response head. The response is classified (``service.responseClassifier``);
+  a retryable failure is retried on a newly balanced endpoint while the service's retry budget
+  allows, after its backoff. A connection that fails before the request was written (connect
+  refused, a stale pooled connection) is requeued at once within the client's requeue budget.
+* **Streaming** (a large or chunked body): one attempt; the body is pumped concurrently with reading
+  the response, so an upstream that answers early (413, 401) or asks for ``100-continue`` is relayed
+  at once. Such requests are never retried (they cannot be replayed).
+
+Every attempt reports its latency and result to the client (balancer and failure accrual). An
+attempt cut by ``requestAttemptTimeoutMs`` closes its upstream connection. A connection is reused
+only when both messages were complete and framed; after any framing problem both sides are closed.
 """
 
 from __future__ import annotations
@@ -20,27 +25,39 @@ import trio
 
 from . import _impl
 from . import headers as h
+from .classify import RETRYABLE, SUCCESS
+from .client import NoEndpoints
 from .errors import RemoteProtocolError
 from .http1 import LAST_CHUNK, Response, encode_chunk, error_response, no_body_status, serialize_request_head, serialize_response_head
-from .stream import FIXED, Body, Conn
+from .stream import CLOSE, FIXED, Body, Conn
 
 if TYPE_CHECKING:
     from .balance import Endpoint
-    from .client import Client, EndpointPool
+    from .client import Client
     from .http1 import Request
+    from .policy import ServicePolicy
     from .router import Router, ServerRules
 
 __all__ = ["Exchange"]
 
-_RETRY_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError, RemoteProtocolError)
+_IO_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError)
+#: Hard cap on attempts per request, whatever the budgets say.
+MAX_ATTEMPTS = 25
+#: A failed response body up to this size is read and dropped so its connection can be reused.
+DISCARD_LIMIT = 64 * 1024
 
 
-class _UpstreamGone(Exception):
-    """The upstream connection died before the response began."""
+class _AttemptFailed(Exception):
+    """An attempt produced no response: ``written`` says whether the request may have been seen."""
+
+    def __init__(self, message: str, written: bool, status: int = 502) -> None:
+        super().__init__(message)
+        self.written = written
+        self.status = status
 
 
 class Exchange:
-    """Forward ``req`` to ``ep`` and relay the response to ``down``."""
+    """Forward ``req`` through ``client`` and relay the response to ``down``."""
 
     def __init__(
         self,
@@ -49,8 +66,8 @@ class Exchange:
         body: Body,
         down: Conn,
         rules: "ServerRules",
-        ep: "Endpoint[EndpointPool]",
         client: "Client",
+        service: "ServicePolicy",
         target: bytes,
         fields: List[Tuple[bytes, bytes]],
     ) -> None:
@@ -59,41 +76,35 @@ class Exchange:
         self.body = body
         self.down = down
         self.rules = rules
-        self.ep = ep
         self.client = client
+        self.service = service
         self.target = target
         self.fields = fields
         self.edge = rules.clear_context
         self.response_started = False
-        self.request_sent = False
-        self.client_error: Optional[BaseException] = None
+        self.attempts = 0
+        self.retries = 0
 
     async def run(self, timeout: Optional[float]) -> bool:
         """Returns whether the client connection may carry another request."""
-        ep = self.ep
-        ep.pending += 1
-        self.client.requests += 1
         try:
             if timeout is None:
-                return await self._attempts()
+                return await self._run()
             with trio.move_on_after(timeout):
-                return await self._attempts()
-            # total timeout or deadline
-            if self.response_started:
-                return False
-            msg = f"exceeded {timeout:g} seconds waiting for {self.client.id} ({ep.host}:{ep.port})"
-            await self._send_error(503, msg, keep=False)
+                return await self._run()
+            if not self.response_started:
+                await self._send_error(503, f"exceeded {timeout:g} seconds waiting for {self.client.id}", keep=False)
             return False
-        except _UpstreamGone as exc:
-            if self.response_started:
-                return False
-            await self._send_error(502, str(exc), keep=False)
+        except NoEndpoints as exc:
+            await self._send_error(502, f"{self.client.id}: {exc}", keep=False)
             return False
-        except OSError as exc:  # connect failed
-            await self._send_error(502, f"connection to {ep.host}:{ep.port} failed: {exc.strerror or exc}", keep=False, retryable=True)
-            return False
-        finally:
-            ep.pending -= 1
+
+    async def _run(self) -> bool:
+        whole = self._buffered_body()
+        head = self._head()
+        if whole is None:
+            return await self._streaming(head)
+        return await self._replayable(head, whole)
 
     async def _send_error(self, status: int, message: str, keep: bool, retryable: bool = False) -> None:
         if self.response_started:
@@ -105,10 +116,10 @@ class Exchange:
             data = data.replace(b"\r\n", b"\r\nl5d-retryable: true\r\n", 1)
         try:
             await self.down.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except _IO_ERRORS:
             pass
 
-    # === request ===
+    # === the request ===
 
     def _head(self) -> bytes:
         req = self.req
@@ -120,7 +131,7 @@ class Exchange:
         return serialize_request_head(req.method, self.target, req.minor, fields)
 
     def _buffered_body(self) -> Optional[bytes]:
-        """The whole request body if it is already buffered and small, else None."""
+        """The whole request body if it is already buffered and small (replayable), else None."""
         req, body = self.req, self.body
         if not req.has_body:
             return b""
@@ -130,65 +141,166 @@ class Exchange:
                 return bytes(buf[: req.content_length])
         return None
 
-    async def _attempts(self) -> bool:
-        pool = self.ep.pool
-        head = self._head()
-        whole = self._buffered_body()
-        conn = pool.take_idle()
-        if whole is not None:
-            if conn is not None:
-                try:
-                    return await self._once(conn, head, whole)
-                except _UpstreamGone:
-                    pass  # stale pooled connection: requeue once on a new one
-            conn = await pool.connect()
-            return await self._once(conn, head, whole)
-        if conn is None:
-            conn = await pool.connect()
-        return await self._once(conn, head, None)
+    # === replayable requests: attempts, requeues, retries ===
 
-    async def _once(self, up: Conn, head: bytes, whole: Optional[bytes]) -> bool:
-        pool = self.ep.pool
-        reusable = False
-        try:
-            if whole is not None:
-                try:
-                    await up.send_all(head + whole)
-                except _RETRY_ERRORS as exc:
-                    raise _UpstreamGone(f"connection to {pool.host}:{pool.port} lost: {exc}") from None
-                if whole:
-                    # consume the buffered body from the client side
-                    await self.body.drain(len(whole))
-                keep_down, reusable = await self._relay(up, None)
-                return keep_down
+    async def _replayable(self, head: bytes, whole: bytes) -> bool:
+        client, service, req = self.client, self.service, self.req
+        if whole:
+            await self.body.drain(len(whole))  # it is buffered: consume it from the client side now
+        service.budget.deposit(trio.current_time())
+        client.requeues.deposit(trio.current_time())
+        delay = 0.0
+        while True:
+            self.attempts += 1
+            now = trio.current_time()
+            ep = client.pick(now)
             try:
-                await up.send_all(head)
-            except _RETRY_ERRORS as exc:
-                raise _UpstreamGone(f"connection to {pool.host}:{pool.port} lost: {exc}") from None
-            # Errors of the relay are carried out of the nursery by hand: trio wraps anything that
-            # escapes a nursery in an ExceptionGroup, and callers expect the plain exception.
-            failure: Optional[BaseException] = None
-            keep_down = False
-            async with trio.open_nursery() as nursery:
-                pump = _Pump(self, up)
-                nursery.start_soon(pump.run, nursery.cancel_scope)
-                try:
-                    keep_down, reusable = await self._relay(up, pump)
-                except (_UpstreamGone, OSError, RemoteProtocolError) as exc:
-                    failure = exc
-                if failure is not None or not pump.done:
-                    nursery.cancel_scope.cancel()
-                    keep_down = reusable = False
-            if failure is not None and pump.error is None:
-                raise failure
-            if pump.error is not None and not self.response_started:
-                await self._send_error(400, str(pump.error), keep=False)
+                resp, up = await self._attempt(ep, head + whole)
+            except _AttemptFailed as exc:
+                end = trio.current_time()
+                client.done(ep, end, end - now, ok=False)
+                if not exc.written and self.attempts < MAX_ATTEMPTS and client.requeues.try_withdraw(end):
+                    continue  # the request never left: requeue at once, on a newly balanced endpoint
+                verdict = service.classifier.classify(req.method, None)
+                if verdict == RETRYABLE and await self._may_retry():
+                    delay = await self._backoff(delay)
+                    continue
+                await self._send_error(exc.status, str(exc), keep=False, retryable=not exc.written)
                 return False
-            return keep_down and pump.done
-        finally:
-            pool.release(up, reusable)
+            end = trio.current_time()
+            retryable_header = (h.get(resp.headers, h.RETRYABLE) or b"").strip().lower() == b"true"
+            verdict = service.classifier.classify(req.method, resp.status, retryable_header=retryable_header)
+            client.done(ep, end, end - now, ok=verdict == SUCCESS)
+            if verdict == RETRYABLE and await self._may_retry():
+                await self._discard_response(ep, up, resp)
+                delay = await self._backoff(delay)
+                continue
+            keep_down, reusable = await self._relay(up, resp)
+            ep.pool.release(up, reusable)
+            return keep_down
 
-    # === response ===
+    async def _may_retry(self) -> bool:
+        if self.attempts >= MAX_ATTEMPTS:
+            return False
+        if not self.service.budget.try_withdraw(trio.current_time()):
+            return False
+        self.retries += 1
+        return True
+
+    async def _backoff(self, previous: float) -> float:
+        delay = self.service.backoff.next(previous, self.client.rng.random())
+        if delay > 0:
+            await trio.sleep(delay)
+        return delay
+
+    async def _attempt(self, ep: "Endpoint", data: bytes) -> Tuple[Response, Conn]:
+        """Send ``data`` on a pooled or new connection and read the final response head."""
+        pool = ep.pool
+        timeout = self.client.policy.attempt_timeout
+        up = pool.take_idle()
+        if up is not None:
+            try:
+                return await self._send_and_read(up, data, timeout)
+            except _AttemptFailed as exc:
+                if exc.status != 0:  # 0: a stale pooled connection, replace it once
+                    raise
+        try:
+            with trio.fail_after(timeout) if timeout else _nullcontext():
+                up = await pool.connect()
+        except trio.TooSlowError:
+            raise _AttemptFailed(f"connecting to {ep.host}:{ep.port} exceeded {timeout:g} seconds", written=False, status=503) from None
+        except OSError as exc:
+            raise _AttemptFailed(f"connection to {ep.host}:{ep.port} failed: {exc.strerror or exc}", written=False) from None
+        try:
+            return await self._send_and_read(up, data, timeout)
+        except _AttemptFailed as exc:
+            if exc.status == 0:  # on a fresh connection nothing is stale: a plain failure
+                exc.status = 502
+            raise
+
+    async def _send_and_read(self, up: Conn, data: bytes, timeout: Optional[float]) -> Tuple[Response, Conn]:
+        scope = trio.move_on_after(timeout) if timeout else _nullcontext()
+        with scope:
+            try:
+                await up.send_all(data)
+            except _IO_ERRORS as exc:
+                up.close()
+                raise _AttemptFailed(f"{self.client.id}: connection lost while sending: {exc}", written=False, status=0) from None
+            try:
+                resp = await self._read_response(up)
+            except _AttemptFailed:
+                up.close()
+                raise
+            return resp, up
+        up.close()  # the attempt timed out: this connection is in an unknown state
+        raise _AttemptFailed(f"exceeded {timeout:g} seconds waiting for a response from {self.client.id}", written=True, status=503)
+
+    async def _discard_response(self, ep: "Endpoint", up: Conn, resp: Response) -> None:
+        """Drop a response we will not relay; keep its connection only if it ends quickly."""
+        if self.req.method == b"HEAD" or no_body_status(resp.status):
+            ep.pool.release(up, resp.keep_alive)
+            return
+        rbody = Body.of(up, resp, self._limits(), until_close=True)
+        try:
+            with trio.move_on_after(1.0):
+                if rbody.framing != CLOSE and await rbody.drain(DISCARD_LIMIT):
+                    ep.pool.release(up, resp.keep_alive)
+                    return
+        except (RemoteProtocolError, *_IO_ERRORS):
+            pass
+        up.close()
+
+    # === streaming requests: one attempt, body pumped while the response is read ===
+
+    async def _streaming(self, head: bytes) -> bool:
+        client = self.client
+        self.attempts = 1
+        now = trio.current_time()
+        ep = client.pick(now)
+        pool = ep.pool
+        up = pool.take_idle()
+        try:
+            if up is None:
+                up = await pool.connect()
+            await up.send_all(head)
+        except (OSError, *_IO_ERRORS) as exc:
+            end = trio.current_time()
+            client.done(ep, end, end - now, ok=False)
+            if up is not None:
+                up.close()
+            await self._send_error(502, f"connection to {ep.host}:{ep.port} failed: {exc}", keep=False, retryable=True)
+            return False
+        failure: Optional[BaseException] = None
+        keep_down = reusable = False
+        pump = _Pump(self, up)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump.run, nursery.cancel_scope)
+            try:
+                resp = await self._read_response(up)
+                end = trio.current_time()
+                client.done(ep, end, end - now, ok=resp.status < 500)
+                keep_down, reusable = await self._relay(up, resp)
+            except (_AttemptFailed, OSError, RemoteProtocolError) as exc:
+                failure = exc
+                end = trio.current_time()
+                client.done(ep, end, end - now, ok=False)
+            if failure is not None or not pump.done:
+                nursery.cancel_scope.cancel()
+                keep_down = reusable = False
+        pool.release(up, reusable)
+        if pump.error is not None and not self.response_started:
+            await self._send_error(400, str(pump.error), keep=False)
+            return False
+        if failure is not None and not self.response_started:
+            await self._send_error(getattr(failure, "status", 502) or 502, str(failure), keep=False)
+            return False
+        return keep_down and pump.done
+
+    # === the response ===
+
+    def _limits(self) -> Tuple[int, int, int]:
+        p = self.router.params
+        return (p.max_line, p.max_head, p.max_headers)
 
     async def _read_response(self, up: Conn) -> Response:
         p = self.router.params
@@ -196,37 +308,32 @@ class Exchange:
             try:
                 t = await up.read_head(_impl.parse_response_head, p.max_head, p.max_headers)
             except RemoteProtocolError as exc:
-                if not up.buf and exc.kind == "incomplete-head":
-                    raise _UpstreamGone(f"{self.client.id}: connection closed before the response") from None
-                raise _UpstreamGone(f"{self.client.id}: invalid response: {exc}") from None
-            except _RETRY_ERRORS as exc:
-                raise _UpstreamGone(f"{self.client.id}: connection lost: {exc}") from None
+                if exc.kind == "incomplete-head" and not up.buf:
+                    raise _AttemptFailed(f"{self.client.id}: connection closed before the response", written=True, status=0) from None
+                raise _AttemptFailed(f"{self.client.id}: invalid response: {exc}", written=True) from None
+            except _IO_ERRORS as exc:
+                raise _AttemptFailed(f"{self.client.id}: connection lost: {exc}", written=True, status=0) from None
             if t is None:
-                raise _UpstreamGone(f"{self.client.id}: connection closed before the response")
+                raise _AttemptFailed(f"{self.client.id}: connection closed before the response", written=True, status=0)
             resp = Response.from_kernel(t)
             if resp.status >= 200:
                 return resp
             if resp.status == 101:
-                raise _UpstreamGone(f"{self.client.id}: unexpected 101 Switching Protocols (upgrades are not proxied)")
+                raise _AttemptFailed(f"{self.client.id}: unexpected 101 Switching Protocols (upgrades are not proxied)", written=True)
             # interim 1xx: relay to HTTP/1.1 clients (100 only to those that asked for it)
             if self.req.minor == 1 and (resp.status != 100 or self.req.expect_continue):
                 await self.down.send_all(serialize_response_head(1, resp.status, resp.reason, _response_fields(resp, self.edge, self.rules)))
 
-    async def _relay(self, up: Conn, pump: Optional["_Pump"]) -> Tuple[bool, bool]:
+    async def _relay(self, up: Conn, resp: Response) -> Tuple[bool, bool]:
         """Relay the response; returns (client connection reusable, upstream connection reusable)."""
         req = self.req
-        p = self.router.params
-        resp = await self._read_response(up)
         head_only = req.method == b"HEAD" or no_body_status(resp.status)
         fields = _response_fields(resp, self.edge, self.rules)
         blank = self.edge and h.get(resp.headers, h.ERR) is not None
-        if head_only:
-            rbody = Body(up, 0)
-        else:
-            rbody = Body.of(up, resp, (p.max_line, p.max_head, p.max_headers), until_close=True)
+        rbody = Body(up, 0) if head_only else Body.of(up, resp, self._limits(), until_close=True)
         keep_down = req.keep_alive
         if blank:
-            fields = [kv for kv in fields if kv[0].lower() not in (b"content-length",)] + [(b"Content-Length", b"0")]
+            fields.append((b"Content-Length", b"0"))
             mode = "blank"
         elif head_only:
             if resp.content_length >= 0:
@@ -246,20 +353,17 @@ class Exchange:
         head = serialize_response_head(req.minor if req.minor == 0 else 1, resp.status, resp.reason, fields)
         self.response_started = True
         down = self.down
-        # Small fixed body already received with the head: one write.
         if mode == "fixed" and len(up.buf) >= resp.content_length and resp.content_length <= 64 * 1024:
-            n = resp.content_length
+            n = resp.content_length  # a small body that came with the head: one write
             await down.send_all(head + bytes(up.buf[:n]))
             del up.buf[:n]
             return keep_down, resp.keep_alive
         await down.send_all(head)
         try:
-            if mode == "none":
-                pass
-            elif mode == "blank":
+            if mode == "blank":
                 if not await rbody.drain(1 << 20):
                     return keep_down, False
-            else:
+            elif mode != "none":
                 while True:
                     piece = await rbody.read()
                     if not piece:
@@ -269,7 +373,15 @@ class Exchange:
                     await down.send_all(LAST_CHUNK + _trailer_block(rbody.trailers, self.edge) + b"\r\n")
         except RemoteProtocolError:
             return False, False
-        return keep_down, resp.keep_alive and rbody.framing != 3 and rbody.done
+        return keep_down, resp.keep_alive and rbody.framing != CLOSE and rbody.done
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
 
 
 class _Pump:
@@ -296,9 +408,8 @@ class _Pump:
         except RemoteProtocolError as exc:
             self.error = exc
             scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
-            # The upstream stopped reading (it may already have answered); the relay decides.
-            pass
+        except _IO_ERRORS:
+            pass  # the upstream stopped reading (it may already have answered); the relay decides
 
 
 def _response_fields(resp: Response, edge: bool, rules: "ServerRules") -> List[Tuple[bytes, bytes]]:

@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import trio
 
 from . import headers as h
-from .client import Client, NoEndpoints
+from .client import Client
 from .context import OverrideCache, TraceId, format_deadline, parse_deadline, parse_sample
 from .errors import DtabError, PathError, PyproxyError, RemoteProtocolError
 from .exchange import Exchange
@@ -27,9 +27,10 @@ from .http1 import Request, error_response
 from .identifiers import Identified, Identifier, compose
 from .naming.binding import ConfiguredNamersInterpreter
 from .naming.dtab import Dtab
-from .naming.name import ADDR_PENDING, Bound
+from .naming.name import ADDR_PENDING, AddrBound, AddrFailed, Bound
 from .naming.path import Path
 from .naming.tree import Alt, Leaf, NameTree, Union
+from .policy import Policies
 from .stream import Body, Conn
 
 __all__ = ["Router", "RouterParams", "ServerRules"]
@@ -52,8 +53,7 @@ class RouterParams:
     max_headers: int = 100
     max_err_response: int = 5120 * 1024
     stream_after: int = 5 * 1024
-    request_attempt_timeout: Optional[float] = None
-    total_timeout: Optional[float] = None
+    policies: Optional[Policies] = None
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,7 @@ class Router:
         self._binds: Dict[Tuple[str, Tuple[bytes, ...]], _Bind] = {}
         self.clients: Dict[Tuple[str, Tuple[bytes, ...]], Client] = {}
         self._dst_fields: Dict[Tuple[Path, Bound], List[Tuple[bytes, bytes]]] = {}
-        limits = [t for t in (params.total_timeout, params.request_attempt_timeout) if t is not None]
-        self._timeout: Optional[float] = min(limits) if limits else None
+        self.policies = params.policies or Policies()
         self.limits = (params.max_line, params.max_head, params.max_headers)
         self.requests = 0
 
@@ -141,7 +140,7 @@ class Router:
         key = (bound.id.show, bound.residual.elems)
         c = self.clients.get(key)
         if c is None:
-            c = self.clients[key] = Client(bound, self.rng)
+            c = self.clients[key] = Client(bound, self.policies.client(bound.id.show), self.rng)
         return c
 
     def no_route_message(self, dst: Path, local: Dtab) -> str:
@@ -172,10 +171,8 @@ class Router:
             if not client.live and client.state is ADDR_PENDING:
                 if not await client.wait_ready(self.params.binding_timeout):
                     raise RouteError(503, f"exceeded {self.params.binding_timeout:g} seconds binding {dst.show}")
-            try:
-                ep = client.pick()
-            except NoEndpoints as exc:
-                raise RouteError(502, f"{self.no_route_message(dst, local)}\n\n{bound.id.show}: {exc}") from None
+            if not client.live:
+                raise RouteError(502, f"{self.no_route_message(dst, local)}\n\n{bound.id.show}: {_state_text(client.state)}")
         except RouteError as exc:
             return await self._respond_error(down, req, body, exc.status, str(exc), edge, rules)
         except (DtabError, PathError) as exc:
@@ -188,16 +185,17 @@ class Router:
         fields.extend(self._route_fields(dst, bound))
         fields.append((b"l5d-ctx-trace", trace.header()))
         fields.append((b"l5d-reqid", trace.reqid))
-        if deadline is not None:
-            fields.append((b"l5d-ctx-deadline", format_deadline(*deadline)))
         if local.dentries:
             fields.append((b"l5d-ctx-dtab", local.show.encode("latin-1")))
-        # One attempt for now (retries come with the balancer), so both timeouts bound it.
-        timeout = self._timeout
-        if deadline is not None:
-            remaining = (deadline[1] - time.time_ns()) / 1e9
-            timeout = remaining if timeout is None else min(timeout, remaining)
-        return await Exchange(self, req, body, down, rules, ep, client, target, fields).run(timeout)
+        service = self.policies.service(dst.show)
+        timeout = service.total_timeout
+        if deadline is not None or timeout is not None:
+            now_ns = time.time_ns()
+            ends = [d for d in ((deadline[1] if deadline else None), (now_ns + int(timeout * 1e9) if timeout else None)) if d is not None]
+            tightest = min(ends)
+            fields.append((b"l5d-ctx-deadline", format_deadline(now_ns, tightest)))
+            timeout = max((tightest - now_ns) / 1e9, 0.0)
+        return await Exchange(self, req, body, down, rules, client, service, target, fields).run(timeout)
 
     def _route_fields(self, dst: Path, bound: Bound) -> List[Tuple[bytes, bytes]]:
         """``l5d-dst-service``, ``l5d-dst-client`` and ``l5d-dst-residual``, built once per route."""
@@ -252,3 +250,9 @@ async def _discard(body: Body, limit: int = 64 * 1024) -> bool:
     except RemoteProtocolError:
         return False
     return False
+
+
+def _state_text(state: object) -> str:
+    if isinstance(state, AddrFailed):
+        return f"address resolution failed: {state.cause}"
+    return "no endpoints" if isinstance(state, AddrBound) else "name is negative"

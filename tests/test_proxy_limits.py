@@ -189,3 +189,31 @@ def test_discovery_changes_apply_live_without_dropping_requests(env: Env) -> Non
     t.join(10)
     assert result["inflight"] == 200 and env.a.hits > a_before
     assert env.b.hits > b_before, "new requests did not move to the new endpoint"
+
+
+def _echo_headers(env: Env, extra: bytes = b"") -> Dict[str, str]:
+    r = raw(env.addr, b"GET /echo HTTP/1.1\r\nHost: other\r\n" + extra + b"Connection: close\r\n\r\n")
+    status, _, body = split_response(r)
+    assert status == 200
+    return {k.lower(): v for k, v in json.loads(body)["headers"]}
+
+
+def test_total_timeout_travels_as_a_deadline(env: Env) -> None:
+    ts, deadline = map(int, _echo_headers(env)["l5d-ctx-deadline"].split())
+    assert 650e6 <= deadline - ts <= 700e6  # totalTimeoutMs: 700
+
+
+def test_the_tighter_deadline_wins(env: Env) -> None:
+    now = time.time_ns()
+    tight = now + 300_000_000
+    ts, deadline = map(int, _echo_headers(env, b"l5d-ctx-deadline: %d %d\r\n" % (now, tight))["l5d-ctx-deadline"].split())
+    assert deadline == tight
+    loose = now + 60_000_000_000
+    ts, deadline = map(int, _echo_headers(env, b"l5d-ctx-deadline: %d %d\r\n" % (now, loose))["l5d-ctx-deadline"].split())
+    assert deadline < loose and deadline - ts <= 700e6
+
+
+def test_an_expired_deadline_is_answered_503(env: Env) -> None:
+    past = time.time_ns() - 1_000_000
+    r = raw(env.addr, b"GET /slow/200 HTTP/1.1\r\nHost: other\r\nl5d-ctx-deadline: %d %d\r\nConnection: close\r\n\r\n" % (past, past))
+    assert status_of(r) == 503

@@ -9,7 +9,8 @@ Routes (by path prefix):
   /close           closes the connection without answering
   /text/WORD       answers WORD
   /header/NAME/V   answers 200 with header NAME: V (and l5d-err when NAME is l5d-err)
-Every server counts the requests it received (``hits``) and stops with ``close()``.
+Every server counts the requests it received (``hits``) and stops with ``close()``; one made with
+``fail_status=503`` answers every request with that status.
 """
 
 from __future__ import annotations
@@ -76,9 +77,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         self.server.hits += 1  # type: ignore[attr-defined]
+        self.server.methods.append(self.command)  # type: ignore[attr-defined]
         parts = self.path.split("?")[0].strip("/").split("/")
         route = parts[0]
         n, digest, head = self._read_body()
+        fail = self.server.fail_status  # type: ignore[attr-defined]
+        if fail:
+            self._send(fail, b"failing on purpose")
+            return
         if route == "echo":
             payload = {
                 "method": self.command,
@@ -95,6 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Length", str(size))
             self.end_headers()
+            if self.command == "HEAD":
+                return
             block = b"x" * 65536
             left = size
             while left:
@@ -134,10 +142,12 @@ class _Handler(BaseHTTPRequestHandler):
 class Origin:
     """A threaded origin on 127.0.0.1 with a free port."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail_status: int = 0) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.server.hits = 0  # type: ignore[attr-defined]
+        self.server.methods = []  # type: ignore[attr-defined]
+        self.server.fail_status = fail_status  # type: ignore[attr-defined]
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()

@@ -31,8 +31,8 @@ BUILT: Mapping[str, FrozenSet[str]] = {
     ),
     "interpreter": frozenset({"default"}),
     # commonMetrics is a pre-0.9 no-op (its job is built in), so there is nothing to build.
-    "telemeter": frozenset({"io.l5d.commonMetrics"}),
-    "loadBalancer": frozenset(),
+    "telemeter": frozenset({"io.l5d.commonMetrics", "io.l5d.prometheus", "io.l5d.recentRequests", "io.l5d.zipkin"}),
+    "loadBalancer": frozenset({"p2c", "ewma", "roundRobin", "heap"}),
     "transformer": frozenset(),
     "announcer": frozenset(),
     "requestAuthorizer": frozenset(),
