@@ -131,6 +131,9 @@ class App:
             max_err_response=rc.max_err_response_kb * 1024,
             stream_after=rc.stream_after_content_length_kb * 1024,
             policies=Policies(client, service),
+            stats=self.telemetry.router(rc.label),
+            recent=self.telemetry.recent,
+            tracer=self.telemetry.tracer,
         )
         router = Router(params, random.Random(self.rng.getrandbits(64)))
         self.routers.append(router)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import select
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import trio
 
@@ -106,6 +106,7 @@ class Client:
         self.state: object = ADDR_PENDING
         self.changed = trio.Event()
         self.requests = 0
+        self.stats: Any = None  # rt/<router>/client/<id> (metrics.RequestStats), set by the router
         self._stop = bound.addr.observe(self._update)
         self._update(bound.addr.value)
 

@@ -84,6 +84,10 @@ class Exchange:
         self.response_started = False
         self.attempts = 0
         self.retries = 0
+        self.budget_exhausted = False
+        self.status = 0  # the status answered downstream (0: none); for the metrics hooks
+        self.failure: Optional[str] = None  # what went wrong, for failures/<name>
+        self.last_endpoint: Optional["Endpoint"] = None
 
     async def run(self, timeout: Optional[float]) -> bool:
         """Returns whether the client connection may carry another request."""
@@ -93,9 +97,11 @@ class Exchange:
             with trio.move_on_after(timeout):
                 return await self._run()
             if not self.response_started:
+                self.failure = "RequestTimeout"
                 await self._send_error(503, f"exceeded {timeout:g} seconds waiting for {self.client.id}", keep=False)
             return False
         except NoEndpoints as exc:
+            self.failure = "NoBrokersAvailable"
             await self._send_error(502, f"{self.client.id}: {exc}", keep=False)
             return False
 
@@ -110,6 +116,7 @@ class Exchange:
         if self.response_started:
             return
         self.response_started = True
+        self.status = status
         p = self.router.params
         data = error_response(status, message, self.edge, p.max_err_response, p.max_head, keep, self.req)
         if retryable and not self.edge:
@@ -153,13 +160,16 @@ class Exchange:
         while True:
             self.attempts += 1
             now = trio.current_time()
-            ep = client.pick(now)
+            ep = self.last_endpoint = client.pick(now)
             try:
                 resp, up = await self._attempt(ep, head + whole)
             except _AttemptFailed as exc:
                 end = trio.current_time()
                 client.done(ep, end, end - now, ok=False)
+                self.failure = "ConnectionFailed" if not exc.written else "RequestFailed"
+                client.stats.record(0, (end - now) * 1000.0, self.failure)
                 if not exc.written and self.attempts < MAX_ATTEMPTS and client.requeues.try_withdraw(end):
+                    client.stats.record_requeue()
                     continue  # the request never left: requeue at once, on a newly balanced endpoint
                 verdict = service.classifier.classify(req.method, None)
                 if verdict == RETRYABLE and await self._may_retry():
@@ -171,6 +181,7 @@ class Exchange:
             retryable_header = (h.get(resp.headers, h.RETRYABLE) or b"").strip().lower() == b"true"
             verdict = service.classifier.classify(req.method, resp.status, retryable_header=retryable_header)
             client.done(ep, end, end - now, ok=verdict == SUCCESS)
+            client.stats.record(resp.status, (end - now) * 1000.0, success=verdict == SUCCESS)
             if verdict == RETRYABLE and await self._may_retry():
                 await self._discard_response(ep, up, resp)
                 delay = await self._backoff(delay)
@@ -183,6 +194,7 @@ class Exchange:
         if self.attempts >= MAX_ATTEMPTS:
             return False
         if not self.service.budget.try_withdraw(trio.current_time()):
+            self.budget_exhausted = True
             return False
         self.retries += 1
         return True
@@ -256,7 +268,7 @@ class Exchange:
         client = self.client
         self.attempts = 1
         now = trio.current_time()
-        ep = client.pick(now)
+        ep = self.last_endpoint = client.pick(now)
         pool = ep.pool
         up = pool.take_idle()
         try:
@@ -279,6 +291,7 @@ class Exchange:
                 resp = await self._read_response(up)
                 end = trio.current_time()
                 client.done(ep, end, end - now, ok=resp.status < 500)
+                client.stats.record(resp.status, (end - now) * 1000.0)
                 keep_down, reusable = await self._relay(up, resp)
             except (_AttemptFailed, OSError, RemoteProtocolError) as exc:
                 failure = exc
@@ -352,6 +365,7 @@ class Exchange:
             fields.append((b"Connection", b"close"))
         head = serialize_response_head(req.minor if req.minor == 0 else 1, resp.status, resp.reason, fields)
         self.response_started = True
+        self.status = resp.status
         down = self.down
         if mode == "fixed" and len(up.buf) >= resp.content_length and resp.content_length <= 64 * 1024:
             n = resp.content_length  # a small body that came with the head: one write

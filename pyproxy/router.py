@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import trio
 
@@ -23,6 +23,7 @@ from .client import Client
 from .context import OverrideCache, TraceId, format_deadline, parse_deadline, parse_sample
 from .errors import DtabError, PathError, PyproxyError, RemoteProtocolError
 from .exchange import Exchange
+from .metrics import Registry, RequestStats, RouterStats
 from .http1 import Request, error_response
 from .identifiers import Identified, Identifier, compose
 from .naming.binding import ConfiguredNamersInterpreter
@@ -31,6 +32,7 @@ from .naming.name import ADDR_PENDING, AddrBound, AddrFailed, Bound
 from .naming.path import Path
 from .naming.tree import Alt, Leaf, NameTree, Union
 from .policy import Policies
+from .telemetry.zipkin import now_us
 from .stream import Body, Conn
 
 __all__ = ["Router", "RouterParams", "ServerRules"]
@@ -54,6 +56,9 @@ class RouterParams:
     max_err_response: int = 5120 * 1024
     stream_after: int = 5 * 1024
     policies: Optional[Policies] = None
+    stats: Optional[RouterStats] = None  # rt/<label>/... (App: telemetry.router(label))
+    recent: Optional[Any] = None  # RecentRequests (io.l5d.recentRequests) or None
+    tracer: Optional[Any] = None  # zipkin Tracer (io.l5d.zipkin) or None
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class Router:
         self.policies = params.policies or Policies()
         self.limits = (params.max_line, params.max_head, params.max_headers)
         self.requests = 0
+        self.stats = params.stats or RouterStats(Registry(), params.label)
 
     # === naming ===
 
@@ -141,6 +147,7 @@ class Router:
         c = self.clients.get(key)
         if c is None:
             c = self.clients[key] = Client(bound, self.policies.client(bound.id.show), self.rng)
+            c.stats = self.stats.client(c.id)
         return c
 
     def no_route_message(self, dst: Path, local: Dtab) -> str:
@@ -152,9 +159,10 @@ class Router:
 
     # === requests ===
 
-    async def handle(self, req: Request, body: Body, down: Conn, rules: ServerRules) -> bool:
+    async def handle(self, req: Request, body: Body, down: Conn, rules: ServerRules, srv: Optional[RequestStats] = None) -> bool:
         """Serve one request read from ``down``; returns whether ``down`` may carry another request."""
         self.requests += 1
+        t0 = time.perf_counter()
         edge = rules.clear_context
         try:
             fields, local, trace, deadline, via = self._context(req, edge, rules)
@@ -174,11 +182,19 @@ class Router:
             if not client.live:
                 raise RouteError(502, f"{self.no_route_message(dst, local)}\n\n{bound.id.show}: {_state_text(client.state)}")
         except RouteError as exc:
-            return await self._respond_error(down, req, body, exc.status, str(exc), edge, rules)
+            status, message = exc.status, str(exc)
         except (DtabError, PathError) as exc:
-            return await self._respond_error(down, req, body, 400, str(exc), edge, rules)
+            status, message = 400, str(exc)
         except PyproxyError as exc:  # a namer failed, or binding looped
-            return await self._respond_error(down, req, body, 502, str(exc), edge, rules)
+            status, message = 502, str(exc)
+        else:
+            status = 0
+        if status:  # answered by the router itself: only the server scope saw it
+            try:
+                return await self._respond_error(down, req, body, status, message, edge, rules)
+            finally:
+                if srv is not None:
+                    srv.record(status, (time.perf_counter() - t0) * 1000.0)
 
         # Fields the proxy adds, after the client's own (and its nominations) were removed.
         fields.append((b"Via", b", ".join([*via, rules.via]) if via else rules.via))
@@ -195,7 +211,44 @@ class Router:
             tightest = min(ends)
             fields.append((b"l5d-ctx-deadline", format_deadline(now_ns, tightest)))
             timeout = max((tightest - now_ns) / 1e9, 0.0)
-        return await Exchange(self, req, body, down, rules, client, service, target, fields).run(timeout)
+        ex = Exchange(self, req, body, down, rules, client, service, target, fields)
+        try:
+            return await ex.run(timeout)
+        finally:
+            self._record(ex, srv, t0, req, dst, trace, down)
+
+    def _record(self, ex: Exchange, srv: Optional[RequestStats], t0: float, req: Request, dst: Path, trace: TraceId, down: Conn) -> None:
+        """Metrics, recent requests and spans of one routed request (after its response)."""
+        ms = (time.perf_counter() - t0) * 1000.0
+        status, failure = ex.status, ex.failure
+        if srv is not None:
+            srv.record(status, ms, failure)
+        svc = self.stats.service(dst.show)
+        svc.record(status, ms, failure)
+        svc.record_retries(ex.retries, ex.budget_exhausted)
+        recent = self.params.recent
+        if recent is not None:
+            ep = ex.last_endpoint
+            recent.record(
+                router=self.label, source=down.sock.getpeername(), server=srv.scope.prefix[-1] if srv else None,
+                logical=dst, concrete=ex.client.id, destination=(ep.host, ep.port) if ep else None,
+                method=req.method, uri=req.target, status=status, latency_ms=ms,
+            )
+        tracer = self.params.tracer
+        if tracer is not None and tracer.sampled(trace):
+            end = now_us()
+            dur = int(ms * 1000)
+            method = req.method.decode("latin-1")
+            tags = {"http.method": method, "http.path": ex.target.decode("latin-1"), "http.status_code": status, "l5d.dst.service": dst.show}
+            # Server span: the id the request came with (the caller's client span, shared) or, at a
+            # root, the same id as the client span below (the lead may prefer a root.child() upstream).
+            server_trace = TraceId(trace.parent_id, trace.parent_id, trace.trace_id, trace.flags)
+            tracer.record_server_span(server_trace, router=self.label, name=method.lower(), start_us=end - dur, duration_us=dur, tags=tags, shared=trace.parent_id != trace.span_id)
+            ep = ex.last_endpoint
+            tracer.record_client_span(
+                trace, router=self.label, name=method.lower(), start_us=end - dur, duration_us=dur,
+                tags={**tags, "l5d.dst.client": ex.client.id}, remote=(ep.host, ep.port) if ep else None,
+            )
 
     def _route_fields(self, dst: Path, bound: Bound) -> List[Tuple[bytes, bytes]]:
         """``l5d-dst-service``, ``l5d-dst-client`` and ``l5d-dst-residual``, built once per route."""
@@ -218,13 +271,14 @@ class Router:
                 raise RouteError(400, f"Maximum number of proxy hops exceeded or proxy loop detected (Via: {b', '.join(via).decode('latin-1')})")
         draw = self.rng.getrandbits(64) or 1
         if edge or not ctx:
-            return fields, _EMPTY_DTAB, TraceId.root(draw), None, via_values
+            return fields, _EMPTY_DTAB, TraceId.root(self.rng.getrandbits(64) or 1).child(draw), None, via_values
         dtab_ctx = ctx.get(h.CTX_DTAB, ())
         dtab_user = ctx.get(h.DTAB, ())
         local = self.overrides.get(dtab_ctx, dtab_user) if (dtab_ctx or dtab_user) else _EMPTY_DTAB
         raw_trace = ctx.get(h.CTX_TRACE)
         parent = TraceId.from_header(raw_trace[0]) if raw_trace else None
-        trace = parent.child(draw) if parent else TraceId.root(draw)
+        # The call upstream is a child span of this hop's server span (a new root when none came).
+        trace = (parent or TraceId.root(self.rng.getrandbits(64) or 1)).child(draw)
         sample = ctx.get(h.SAMPLE)
         rate = parse_sample(sample[0]) if sample else None
         if rate is not None:

@@ -76,6 +76,8 @@ class Server:
         await sock.bind((self.ip, self.port))
         sock.listen(1024)
         self.listeners = [trio.SocketListener(sock)]
+        # named by the bound port (port 0 asks the OS for one), as the live gauges are
+        self.stats = self.router.stats.server(self.ip, sock.getsockname()[1])
 
     async def serve(self, *, task_status: "trio.TaskStatus[None]" = trio.TASK_STATUS_IGNORED) -> None:
         """Accept connections until :meth:`drain`; returns when every connection has finished."""
@@ -150,7 +152,7 @@ class Server:
                 return
             self.active += 1
             try:
-                keep = await router.handle(req, body, conn, self.rules)
+                keep = await router.handle(req, body, conn, self.rules, self.stats)
             finally:
                 self.active -= 1
             if not keep or not body.done:

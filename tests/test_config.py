@@ -674,8 +674,8 @@ def test_unsupported_lists_each_unbuilt_kind_with_its_path():
     text = (
         "routers:\n- protocol: h2\n  identifier: {kind: io.l5d.ingress}\n"
         "  interpreter:\n    kind: io.l5d.mesh\n    dst: /$/inet/namerd/4321\n    transformers: [{kind: io.l5d.localhost}]\n"
-        "  client: {loadBalancer: {kind: ewma}}\n"
-        "namers:\n- kind: io.l5d.k8s\ntelemetry:\n- kind: io.l5d.prometheus\n"
+        "  client: {loadBalancer: {kind: aperture}}\n"
+        "namers:\n- kind: io.l5d.k8s\ntelemetry:\n- kind: io.l5d.tracelog\n"
     )
     # Reported in the structs' field order (deterministic), not in the order of the file.
     assert sorted(load(text).unsupported()) == sorted([
@@ -683,9 +683,9 @@ def test_unsupported_lists_each_unbuilt_kind_with_its_path():
         ("$.routers[0].identifier.kind", "io.l5d.ingress"),
         ("$.routers[0].interpreter.kind", "io.l5d.mesh"),
         ("$.routers[0].interpreter.transformers[0].kind", "io.l5d.localhost"),
-        ("$.routers[0].client.loadBalancer.kind", "ewma"),
+        ("$.routers[0].client.loadBalancer.kind", "aperture"),
         ("$.namers[0].kind", "io.l5d.k8s"),
-        ("$.telemetry[0].kind", "io.l5d.prometheus"),
+        ("$.telemetry[0].kind", "io.l5d.tracelog"),
     ])
 
 
@@ -693,10 +693,11 @@ def test_unsupported_ignores_defaults_the_user_did_not_write():
     assert load(HTTP + "  client: {failFast: true}\n").unsupported() == []
 
 
-def test_unsupported_reports_an_explicit_default_kind():
-    assert load(HTTP + "  client: {loadBalancer: {kind: p2c}}\n").unsupported() == [
-        ("$.routers[0].client.loadBalancer.kind", "p2c")
+def test_unsupported_reports_an_explicit_unbuilt_kind_but_not_built_ones():
+    assert load(HTTP + "  client: {loadBalancer: {kind: aperture}}\n").unsupported() == [
+        ("$.routers[0].client.loadBalancer.kind", "aperture")
     ]
+    assert load(HTTP + "  client: {loadBalancer: {kind: ewma}}\n").unsupported() == []
 
 
 def test_unsupported_reports_tls():

@@ -1,0 +1,211 @@
+"""What each admin path answers (Linkerd 1.x shapes, linkerd1.md §5.4), behind ``admin.security``.
+
+:meth:`AdminRoutes.dispatch` checks security first (a denied path answers 404 with an empty body, as
+Linkerd does), then finds the handler by exact path (``/static/<file>`` by prefix). Handlers return
+a whole :class:`~.server.Reply`; they run on the event loop, so they only read in-memory state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from typing import Any, Callable, Dict, List, Tuple
+from urllib.parse import parse_qs
+
+from .. import _impl
+from .._version import __version__
+from ..naming.name import ADDR_NEG, AddrBound, AddrFailed
+from ..telemetry import prometheus
+from ..telemetry.gauges import server_id
+from .delegator import delegator_json
+from .pages import Static, index_page, requests_page
+from .security import Security
+from .server import AdminRequest, Reply
+
+__all__ = ["AdminRoutes"]
+
+_JSON = b"application/json"
+_HTML = b"text/html; charset=utf-8"
+_TEXT = b"text/plain; charset=utf-8"
+
+Handler = Callable[[AdminRequest], Reply]
+
+# Linkerd's level names; Python has no TRACE, ALL or OFF: map them around the standard levels.
+_LEVELS = {"ALL": 1, "TRACE": 5, "DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50, "FATAL": 50, "OFF": 60}
+
+
+def _json(obj: Any, status: int = 200, pretty: bool = False) -> Reply:
+    text = json.dumps(obj, indent=2 if pretty else None, sort_keys=pretty, separators=None if pretty else (",", ":"))
+    return Reply(status, _JSON, text.encode())
+
+
+def _state(addr: Any) -> Dict[str, Any]:
+    """Linkerd's ``/client_state.json`` entry of one address set."""
+    if isinstance(addr, AddrBound):
+        return {"state": "bound", "addresses": [f"{a.host}:{a.port}" for a in addr.addresses]}
+    if isinstance(addr, AddrFailed):
+        return {"state": f"failed: {addr.cause}"}
+    return {"state": "neg" if addr is ADDR_NEG else "pending"}
+
+
+class AdminRoutes:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.telemetry = app.telemetry
+        self.security = Security.from_config(app.config.admin.security)
+        self.static = Static()
+        self.started = time.time()
+        t = self.telemetry
+        self.routes: Dict[str, Tuple[Handler, str]] = {
+            "/": (self.dashboard, "dashboard: request rates, success rates, latencies per router, server and client"),
+            "/delegator": (self.delegator_page, "dtab playground: evaluate a path through a router's dtab"),
+            "/delegator.json": (lambda r: delegator_json(self.app, r), "delegation tree API (GET or POST JSON)"),
+            "/admin": (self.index, "this list"),
+            "/admin/index.txt": (self.index_txt, "this list, as text"),
+            "/admin/ping": (lambda r: Reply(200, _TEXT, b"pong"), "health check: pong"),
+            "/admin/metrics.json": (self.metrics_json, "metrics (pretty=true, tree=true, q=<subtree>)"),
+            "/admin/routers.json": (self.routers_json, "routers: label, dtab, servers"),
+            "/admin/server_info": (self.server_info, "version and build"),
+            "/admin/shutdown": (self.shutdown, "POST: graceful shutdown"),
+            "/config.json": (self.config_json, "the parsed config"),
+            "/client_state.json": (self.client_state, "addresses of every client"),
+            "/logging.json": (self.logging_json, "logger levels (POST logger=&level= to change)"),
+        }
+        if t.prometheus is not None:
+            self.routes[t.prometheus.path] = (self.prometheus, "Prometheus text exposition")
+        if t.recent is not None:
+            self.routes["/requests"] = (self.requests_html, "recent requests (io.l5d.recentRequests)")
+            self.routes["/requests.json"] = (self.requests_json, "recent requests as JSON")
+
+    # === dispatch ===
+
+    def dispatch(self, req: AdminRequest) -> Reply:
+        if not self.security.allowed(req.path):
+            return Reply(404, _TEXT)
+        hit = self.routes.get(req.path)
+        if hit is not None:
+            if req.path not in ("/delegator.json", "/admin/shutdown", "/logging.json") and req.method not in ("GET", "HEAD"):
+                return Reply(405, _TEXT, b"method not allowed", [(b"Allow", b"GET, HEAD")])
+            return hit[0](req)
+        if req.path.startswith("/static/") or req.path == "/favicon.ico":
+            name = "favicon.svg" if req.path == "/favicon.ico" else req.path[len("/static/") :]
+            try:
+                ctype, data = self.static.get(name)
+            except KeyError:
+                return Reply(404, _TEXT, b"not found")
+            return Reply(200, ctype, data, [(b"Cache-Control", b"max-age=60")])
+        return Reply(404, _TEXT, b"not found")
+
+    def endpoints(self) -> List[Tuple[str, str]]:
+        return sorted((p, d) for p, (_, d) in self.routes.items() if self.security.allowed(p))
+
+    # === pages ===
+
+    def dashboard(self, req: AdminRequest) -> Reply:
+        return Reply(200, _HTML, self.static.page("dashboard.html"))
+
+    def delegator_page(self, req: AdminRequest) -> Reply:
+        return Reply(200, _HTML, self.static.page("delegator.html"))
+
+    def index(self, req: AdminRequest) -> Reply:
+        return Reply(200, _HTML, index_page(self.endpoints()))
+
+    def index_txt(self, req: AdminRequest) -> Reply:
+        return Reply(200, _TEXT, "".join(f"{p}\n" for p, _ in self.endpoints()).encode())
+
+    def requests_html(self, req: AdminRequest) -> Reply:
+        recent = self.telemetry.recent
+        return Reply(200, _HTML, requests_page(recent.entries(), recent.sample_rate, recent.capacity))
+
+    def requests_json(self, req: AdminRequest) -> Reply:
+        recent = self.telemetry.recent
+        return _json({"sampleRate": recent.sample_rate, "capacity": recent.capacity, "requests": recent.entries()})
+
+    # === metrics ===
+
+    def metrics_json(self, req: AdminRequest) -> Reply:
+        registry = self.telemetry.metrics
+        registry.tick()
+        node = registry.tree()
+        q = req.query.get("q")
+        if q:
+            found = node.resolve(q)
+            if found is None:
+                return _json({"error": f"No such subtree: {q}"}, 404)
+            node = found
+        if req.flag("tree"):
+            return _json(node.nested(), pretty=req.flag("pretty"))
+        return _json(node.flat(), pretty=req.flag("pretty"))
+
+    def prometheus(self, req: AdminRequest) -> Reply:
+        text = prometheus.render(self.telemetry.metrics, self.telemetry.prometheus.prefix)
+        return Reply(200, prometheus.CONTENT_TYPE, text.encode())
+
+    # === state ===
+
+    def routers_json(self, req: AdminRequest) -> Reply:
+        out = []
+        for router in self.app.routers:
+            dtab = router.params.dtab
+            servers = [
+                {"ip": s.ip, "port": int(server_id(s).rsplit("/", 1)[1]), "id": server_id(s)} for label, s in self.app.servers if label == router.label
+            ]
+            out.append(
+                {
+                    "label": router.label,
+                    "protocol": "http",
+                    "dtab": dtab.show,
+                    "dentries": [{"prefix": d.prefix.show, "dst": d.dst.show} for d in dtab],
+                    "servers": servers,
+                }
+            )
+        return _json(out)
+
+    def server_info(self, req: AdminRequest) -> Reply:
+        return _json(
+            {
+                "name": "pyproxy",
+                "version": __version__,
+                "kernels": _impl.IMPL,
+                "python": platform.python_version(),
+                "startTime": int(self.started * 1000),
+                "uptimeMs": int((time.time() - self.started) * 1000),
+            }
+        )
+
+    def config_json(self, req: AdminRequest) -> Reply:
+        import msgspec
+
+        return Reply(200, _JSON, msgspec.json.encode(self.app.config))
+
+    def client_state(self, req: AdminRequest) -> Reply:
+        out: Dict[str, Any] = {}
+        for router in self.app.routers:
+            for client in list(router.clients.values()):
+                out[str(client.id)] = _state(getattr(client, "state", None))
+        return _json(out)
+
+    def shutdown(self, req: AdminRequest) -> Reply:
+        if req.method != "POST":
+            return Reply(405, _TEXT, b"POST required", [(b"Allow", b"POST")])
+        self.app.stop()
+        return Reply(200, _TEXT, b"shutting down")
+
+    def logging_json(self, req: AdminRequest) -> Reply:
+        if req.method == "POST":
+            form = {k: v[0] for k, v in parse_qs(req.body.decode("latin-1"), keep_blank_values=True).items()}
+            form = {**req.query, **form}
+            name, level = form.get("logger"), (form.get("level") or "").upper()
+            if not name or level not in _LEVELS:
+                return Reply(400, _TEXT, f"expected logger=<name or root>&level=<{'|'.join(_LEVELS)}>".encode())
+            logging.getLogger(None if name == "root" else name).setLevel(_LEVELS[level])
+        elif req.method not in ("GET", "HEAD"):
+            return Reply(405, _TEXT, b"", [(b"Allow", b"GET, POST")])
+        names = ["root"] + sorted(n for n, lg in logging.Logger.manager.loggerDict.items() if n.startswith("pyproxy") and isinstance(lg, logging.Logger))
+        out = []
+        for n in names:
+            lg = logging.getLogger(None if n == "root" else n)
+            out.append({"logger": n, "level": logging.getLevelName(lg.getEffectiveLevel())})
+        return _json(out)
