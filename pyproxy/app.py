@@ -12,7 +12,7 @@ import logging
 import random
 import signal
 import sys
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import trio
 
@@ -86,8 +86,25 @@ def _ms(value: Optional[int]) -> Optional[float]:
 class App:
     """Everything one config describes, ready to run."""
 
-    def __init__(self, config: Any, *, rng: Optional[random.Random] = None) -> None:
+    def __init__(
+        self,
+        config: Any,
+        *,
+        rng: Optional[random.Random] = None,
+        ports: Optional[Dict[Tuple[int, int], int]] = None,
+        reuse_port: bool = False,
+        admin_addr: Optional[Tuple[str, int]] = None,
+    ) -> None:
+        """Args:
+            ports: listener ports that replace the configured ones, by (router index, server index);
+                used by worker processes, which all bind the same ports.
+            reuse_port: bind every listener with SO_REUSEPORT (worker processes).
+            admin_addr: where the admin server listens instead of ``admin.ip:admin.port``.
+        """
         self.config = config
+        self._ports = ports or {}
+        self._reuse_port = reuse_port
+        self._admin_addr = admin_addr
         self.rng = rng or random.Random()
         # Metrics registry and telemeters first: routers and servers take their stats from it.
         self.telemetry = Telemetry.from_config(config.telemetry)
@@ -104,8 +121,8 @@ class App:
             self.namers.append((prefix, fs))
         self.routers: List[Router] = []
         self.servers: List[Tuple[str, Server]] = []
-        for rc in config.routers:
-            self._add_router(rc)
+        for i, rc in enumerate(config.routers):
+            self._add_router(i, rc)
         self.admin: Optional[Any] = None
         self._stop = trio.Event()
 
@@ -113,7 +130,7 @@ class App:
         """Changes whenever a namer's answers may have changed (bind caches compare it)."""
         return sum(f.version for f in self.fs_namers)
 
-    def _add_router(self, rc: Any) -> None:
+    def _add_router(self, index: int, rc: Any) -> None:
         if getattr(rc, "protocol", "http") != "http":
             raise ConfigError(f"protocol {rc.protocol} is known but not built yet")
         dst_prefix = Path.read(rc.dst_prefix)
@@ -137,7 +154,7 @@ class App:
         )
         router = Router(params, random.Random(self.rng.getrandbits(64)))
         self.routers.append(router)
-        for sc in rc.servers:
+        for j, sc in enumerate(rc.servers):
             pseudonym = rc.label.encode("latin-1", "replace").replace(b" ", b"_")
             rules = ServerRules(clear_context=sc.clear_context, via=b"1.1 pyproxy-" + pseudonym, max_call_depth=sc.max_call_depth)
             opts = sc.socket_options
@@ -145,12 +162,12 @@ class App:
             server = Server(
                 router,
                 sc.ip,
-                sc.port,
+                self._ports.get((index, j), sc.port),
                 rules,
                 max_concurrent=sc.max_concurrent_requests,
                 header_timeout=_ms(opts.read_timeout_ms) if opts and opts.read_timeout_ms else DEFAULT_HEADER_TIMEOUT,
                 idle_timeout=_ms(session.idle_time_ms) if session.idle_time_ms else DEFAULT_IDLE_TIMEOUT,
-                reuse_port=bool(opts and opts.reuse_port),
+                reuse_port=self._reuse_port or bool(opts and opts.reuse_port),
             )
             self.servers.append((rc.label, server))
 
@@ -168,7 +185,8 @@ class App:
         from .admin import AdminServer
 
         admin_cfg = self.config.admin
-        self.admin = AdminServer(self, admin_cfg.ip, admin_cfg.port)
+        ip, port = self._admin_addr or (admin_cfg.ip, admin_cfg.port)
+        self.admin = AdminServer(self, ip, port)
         for _, server in self.servers:
             await server.bind()
         await self.admin.bind()

@@ -52,6 +52,13 @@ def _build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the proxy from a Linkerd 1.x config file")
     r.add_argument("config", metavar="CONFIG", help="YAML or JSON config file, or - for standard input")
     r.add_argument("--validate", action="store_true", help="check the config and exit (0 valid, 2 not)")
+    r.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N worker processes sharing every listener (SO_REUSEPORT) with one admin view (default 1)",
+    )
 
     m = sub.add_parser("demo", help="run the hello/world staging demo on loopback")
     m.add_argument("--admin-port", type=int, default=9990)
@@ -141,7 +148,15 @@ def _run(args: argparse.Namespace) -> int:
             parts = "; ".join(f"{where}: {kind}" for where, kind in missing)
             print(f"pyproxy: known but not built yet: {parts}", file=sys.stderr)
             return EXIT_USAGE
-        app = App(config)
+        if args.workers < 1:
+            raise ConfigError(f"--workers {args.workers}: expected 1 or more")
+        if args.workers > 1:
+            if args.config == "-":
+                raise ConfigError("--workers needs a config file, not standard input")
+            from .workers import Supervisor
+
+            return trio.run(Supervisor(config, args.config, args.workers).run)
+        app = _worker_app(config) or App(config)
     except ConfigError as exc:
         print(f"pyproxy: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -151,6 +166,25 @@ def _run(args: argparse.Namespace) -> int:
         print(f"pyproxy: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     return EXIT_OK
+
+
+def _worker_app(config):  # type: ignore[no-untyped-def]
+    """The app of one worker process started by ``--workers`` (None outside a worker group)."""
+    import json
+    import os
+
+    from .app import App
+    from .workers import WORKER_ENV
+
+    spec = os.environ.get(WORKER_ENV)
+    if not spec:
+        return None
+    try:
+        data = json.loads(spec)
+        ports = {tuple(int(x) for x in k.split(".")): int(v) for k, v in data["ports"].items()}
+    except (ValueError, KeyError, AttributeError) as exc:
+        raise ConfigError(f"{WORKER_ENV}: not a worker description ({exc})") from None
+    return App(config, ports=ports, reuse_port=True, admin_addr=("127.0.0.1", 0))  # type: ignore[arg-type]
 
 
 def _demo(args: argparse.Namespace) -> int:
