@@ -52,6 +52,8 @@ def _build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the proxy from a Linkerd 1.x config file")
     r.add_argument("config", metavar="CONFIG", help="YAML or JSON config file, or - for standard input")
     r.add_argument("--validate", action="store_true", help="check the config and exit (0 valid, 2 not)")
+    r.add_argument("--log-format", choices=("text", "json"), default="text", help="text (default) or json: one object per line")
+    r.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR; or PYPROXY_LOG")
     r.add_argument(
         "--workers",
         type=int,
@@ -137,6 +139,18 @@ def _run(args: argparse.Namespace) -> int:
 
     from .app import App, run_until_signal
 
+    import os
+
+    from .logs import configure
+
+    level = args.log_level or os.environ.get("PYPROXY_LOG")
+    if level is not None and level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        print(f"pyproxy: --log-level {level!r}: expected DEBUG, INFO, WARNING, ERROR or CRITICAL", file=sys.stderr)
+        return EXIT_USAGE
+    configure(args.log_format, level)
+    import logging
+
+    logging.getLogger("pyproxy").info("pyproxy %s starting, %s kernels", __version__, _impl.IMPL)
     try:
         config = _load_config(args.config)
         for line in getattr(config, "warnings", ()):
@@ -155,7 +169,8 @@ def _run(args: argparse.Namespace) -> int:
                 raise ConfigError("--workers needs a config file, not standard input")
             from .workers import Supervisor
 
-            return trio.run(Supervisor(config, args.config, args.workers).run)
+            passed = ["--log-format", args.log_format] + (["--log-level", level] if level else [])
+            return trio.run(Supervisor(config, args.config, args.workers, passed).run)
         app = _worker_app(config) or App(config)
     except ConfigError as exc:
         print(f"pyproxy: {exc}", file=sys.stderr)

@@ -51,8 +51,9 @@ class _Worker:
 class Supervisor:
     """Runs ``workers`` copies of the proxy described by ``config`` (already validated)."""
 
-    def __init__(self, config: Any, config_path: str, workers: int) -> None:
+    def __init__(self, config: Any, config_path: str, workers: int, args: Optional[List[str]] = None) -> None:
         self.config = config
+        self.args = list(args or [])
         self.config_path = config_path
         self.n = workers
         self.workers = [_Worker(i) for i in range(workers)]
@@ -119,7 +120,7 @@ class Supervisor:
             spec = json.dumps({"index": w.index, "ports": {f"{i}.{j}": p for (i, j), p in self.ports.items()}})
             env = dict(os.environ, **{WORKER_ENV: spec})
             w.proc = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "pyproxy", "run", self.config_path], env=env, stderr=subprocess.PIPE
+                [sys.executable, "-m", "pyproxy", "run", *self.args, self.config_path], env=env, stderr=subprocess.PIPE
             )
             assert w.proc.stderr is not None
             buf = b""
@@ -135,7 +136,7 @@ class Supervisor:
                             w.admin = (host.strip("[]"), int(port))
                             w.ready.set()
                     else:
-                        print(f"[worker {w.index}] {text}", file=sys.stderr, flush=True)
+                        print(text, file=sys.stderr, flush=True)  # log records pass through as written
             await w.proc.wait()
             if self._stopping:
                 return

@@ -96,3 +96,20 @@ def test_version_names_the_kernels() -> None:
 def test_bad_impl_value_is_refused() -> None:
     r = run("turbo", "--version")
     assert r.returncode != 0 and "PYPROXY_IMPL='turbo'" in r.stderr
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    import json as _json
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("routers:\n- protocol: http\n  servers: [{port: 0}]\n")
+    r = run("pure", "run", "--validate", "--log-format", "json", str(cfg))
+    assert r.returncode == 0
+    records = [_json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    assert records and records[0]["level"] == "INFO" and records[0]["logger"] == "pyproxy"
+    assert "starting" in records[0]["msg"]
+
+
+def test_bad_log_level_exits_2(tmp_path: Path) -> None:
+    r = run("pure", "run", "--log-level", "LOUD", str(tmp_path / "x.yaml"))
+    assert r.returncode == 2 and "--log-level" in r.stderr

@@ -32,10 +32,13 @@ class Env:
         self.good = [Origin(), Origin()]
         self.bad = [Origin(fail_status=503), Origin(fail_status=503), Origin(fail_status=503)]
         self.slow = Origin()
+        self.fast = [Origin(), Origin()]
+        self.lagging = Origin(delay=0.15)
         self.write("mixed", [self.good[0].port, _dead_port(), self.good[1].port])
         self.write("halfbad", [self.bad[0].port, self.good[0].port])
         self.write("allbad", [o.port for o in self.bad])
         self.write("slow", [self.slow.port])
+        self.write("oneslow", [self.fast[0].port, self.lagging.port, self.fast[1].port])
         config = f"""
 admin: {{ip: 127.0.0.1, port: 0}}
 namers:
@@ -74,7 +77,7 @@ routers:
 
     def close(self) -> None:
         self.proxy.stop()
-        for o in (*self.good, *self.bad, self.slow):
+        for o in (*self.good, *self.bad, self.slow, *self.fast, self.lagging):
             o.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -136,3 +139,11 @@ def test_attempt_timeout_answers_503_and_closes_the_attempt(env: Env) -> None:
     status, headers = request(env.addr, "slow", "/slow/3000", method="POST")
     assert status == 503 and "exceeded" in headers["l5d-err"]
     assert time.monotonic() - t0 < 2.5
+
+
+def test_peak_ewma_steers_away_from_a_slow_endpoint(env: Env) -> None:
+    # ewma router: after the slow endpoint has answered once or twice, its cost keeps it out
+    before = env.lagging.hits
+    statuses = [request(env.addr, "oneslow")[0] for _ in range(60)]
+    assert statuses == [200] * 60
+    assert env.lagging.hits - before <= 6, "Peak-EWMA kept sending to the 150 ms endpoint"

@@ -10,7 +10,8 @@ Routes (by path prefix):
   /text/WORD       answers WORD
   /header/NAME/V   answers 200 with header NAME: V (and l5d-err when NAME is l5d-err)
 Every server counts the requests it received (``hits``) and stops with ``close()``; one made with
-``fail_status=503`` answers every request with that status.
+``fail_status=503`` answers every request with that status, one made with ``delay=0.2`` answers
+every request 0.2 s late.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = self.path.split("?")[0].strip("/").split("/")
         route = parts[0]
         n, digest, head = self._read_body()
+        if self.server.delay:  # type: ignore[attr-defined]
+            time.sleep(self.server.delay)  # type: ignore[attr-defined]
         fail = self.server.fail_status  # type: ignore[attr-defined]
         if fail:
             self._send(fail, b"failing on purpose")
@@ -142,12 +145,13 @@ class _Handler(BaseHTTPRequestHandler):
 class Origin:
     """A threaded origin on 127.0.0.1 with a free port."""
 
-    def __init__(self, fail_status: int = 0) -> None:
+    def __init__(self, fail_status: int = 0, delay: float = 0.0) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.server.hits = 0  # type: ignore[attr-defined]
         self.server.methods = []  # type: ignore[attr-defined]
         self.server.fail_status = fail_status  # type: ignore[attr-defined]
+        self.server.delay = delay  # type: ignore[attr-defined]
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
