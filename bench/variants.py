@@ -1,0 +1,104 @@
+"""What features cost: pyproxy native against itself with telemetry on, with an ``l5d-dtab`` override
+on every request, and with two workers, in one interleaved run.
+
+Variants (one nginx origin, wrk closed loop, medians over rounds, CPU from the process group):
+
+* ``plain``: one router, no telemetry;
+* ``telemetry``: the same with ``io.l5d.prometheus`` and ``io.l5d.recentRequests`` (sampleRate 0.25);
+* ``override``: ``plain`` with ``l5d-dtab: /host/world => /srv/world-v2;`` on every request (parsed
+  overrides are cached, so this measures the per-request cost of carrying one);
+* ``2 workers``: ``plain`` with ``--workers 2`` (the proxy then has both cores; wrk and the origin
+  are not pinned away from it, so its requests/s gain is what two cores shared with the load give).
+
+    python bench/variants.py [--seconds 3] [--rounds 3] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from typing import Dict, List, Optional, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import NGINX_ORIGIN, Proc, free_port, measure, start_nginx, taskset, wait_port  # noqa: E402
+
+TELEMETRY = "telemetry:\n- kind: io.l5d.prometheus\n- kind: io.l5d.recentRequests\n  sampleRate: 0.25\n"
+
+
+def start(tmp: str, name: str, origin: int, port: int, telemetry: bool, workers: int) -> Proc:
+    root = os.path.join(tmp, f"disco-{name}")
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "origin"), "w") as f:
+        f.write(f"127.0.0.1 {origin}\n")
+    conf = os.path.join(tmp, f"{name}.yaml")
+    with open(conf, "w") as f:
+        f.write(
+            f"admin: {{ip: 127.0.0.1, port: {free_port()}}}\n"
+            f"namers:\n- kind: io.l5d.fs\n  rootDir: {root}\n"
+            + (TELEMETRY if telemetry else "")
+            + "routers:\n- protocol: http\n  label: bench\n"
+            "  dtab: /svc => /#/io.l5d.fs; /srv => /#/io.l5d.fs\n"
+            f"  servers:\n  - ip: 127.0.0.1\n    port: {port}\n"
+        )
+    env = dict(os.environ, PYPROXY_IMPL="native")
+    pin = taskset(0) if workers == 1 else []
+    extra = ["--workers", str(workers)] if workers > 1 else []
+    return Proc(pin + [sys.executable, "-m", "pyproxy", "run", *extra, conf], env=env)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=16)
+    args = ap.parse_args(argv)
+    tmp = tempfile.mkdtemp(prefix="pyproxy-variants-")
+    procs: List[Proc] = []
+    try:
+        origin = free_port()
+        procs.append(start_nginx(NGINX_ORIGIN.format(dir=tmp, port=origin), tmp, "origin", 1))
+        wait_port(origin)
+        host = ["Host: origin"]
+        override = host + ["l5d-dtab: /host/world => /srv/world-v2;"]
+        plan: Dict[str, Tuple[Proc, int, List[str]]] = {}
+        for name, telemetry, workers in (("plain", False, 1), ("telemetry", True, 1), ("2 workers", False, 2)):
+            port = free_port()
+            proc = start(tmp, name.replace(" ", "-"), origin, port, telemetry, workers)
+            procs.append(proc)
+            plan[name] = (proc, port, host)
+        plan["override"] = (plan["plain"][0], plan["plain"][1], override)
+        for _, port, _ in plan.values():
+            wait_port(port, 60)
+        for name, (proc, port, hdrs) in plan.items():
+            measure(proc, port, 1, args.connections, hdrs)  # warm-up
+        results: Dict[str, List[Dict[str, float]]] = {name: [] for name in plan}
+        order = list(plan)
+        for r in range(args.rounds):
+            for name in order if r % 2 == 0 else reversed(order):
+                proc, port, hdrs = plan[name]
+                results[name].append(measure(proc, port, args.seconds, args.connections, hdrs))
+    finally:
+        for p in procs:
+            p.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    med = {n: {k: statistics.median(x[k] for x in rs) for k in ("rps", "cpu_us_per_req")} for n, rs in results.items()}
+    print(f"pyproxy native, {args.rounds} rounds x {args.seconds:g} s, wrk -c{args.connections}, medians\n")
+    print("| variant | requests/s | proxy CPU µs/request |\n| --- | ---: | ---: |")
+    for n, m in med.items():
+        print(f"| {n} | {m['rps']:.0f} | {m['cpu_us_per_req']:.1f} |")
+    base = med["plain"]
+    print("\n| ratio (same run) | value | goal |\n| --- | ---: | ---: |")
+    print(f"| CPU/request, telemetry on vs off | {med['telemetry']['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x | <= 1.1x |")
+    print(f"| CPU/request, l5d-dtab override vs none | {med['override']['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x | <= 1.2x |")
+    print(f"| CPU/request, 2 workers vs 1 | {med['2 workers']['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x | <= 1.1x |")
+    print(f"| requests/s, 2 workers vs 1 | {med['2 workers']['rps'] / base['rps']:.2f}x | - |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
