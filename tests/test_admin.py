@@ -188,7 +188,7 @@ def test_static_files(env: Env) -> None:
 
 def test_logging_json_reads_and_sets_levels(env: Env) -> None:
     levels = get_json(env.admin, "/logging.json")
-    assert {"logger": "root", "level": "WARNING"} in levels  # type: ignore[operator]
+    assert {"logger": "root", "level": "INFO"} in levels  # the default of `pyproxy run` (--log-level)
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     status, _, body = request(env.admin, "/logging.json", "POST", b"logger=pyproxy&level=DEBUG", form)
     assert status == 200 and {"logger": "pyproxy", "level": "DEBUG"} in json.loads(body)
