@@ -164,6 +164,8 @@ class Router:
         self.requests += 1
         t0 = time.perf_counter()
         edge = rules.clear_context
+        if req.target[:1] != b"/" and req.target[:4].lower() == b"http":
+            _to_origin_form(req)
         try:
             fields, local, trace, deadline, via = self._context(req, edge, rules)
             ident = compose(self.params.identifiers, req)
@@ -310,3 +312,19 @@ def _state_text(state: object) -> str:
     if isinstance(state, AddrFailed):
         return f"address resolution failed: {state.cause}"
     return "no endpoints" if isinstance(state, AddrBound) else "name is negative"
+
+
+def _to_origin_form(req: Request) -> None:
+    """A proxy-form request (``GET http://hello/path``, clients with ``http_proxy`` set): its
+    authority becomes the Host (the received Host is ignored, RFC 9112 §3.2.2) and the target the
+    origin form, before identification, so routing and forwarding use the same authority."""
+    rest = req.target.split(b"://", 1)[1]
+    slash = rest.find(b"/")
+    query = rest.find(b"?")
+    cut = min(i for i in (slash, query, len(rest)) if i >= 0)
+    authority, path = rest[:cut], rest[cut:]
+    if b"@" in authority:  # userinfo has no place in a request target's authority
+        authority = authority.rsplit(b"@", 1)[1]
+    req.target = path if path.startswith(b"/") else b"/" + path
+    req.host = authority
+    req.headers = [kv for kv in req.headers if kv[0].lower() != b"host"] + [(b"Host", authority)]

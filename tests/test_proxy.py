@@ -273,6 +273,15 @@ def test_large_response_streams(env: Env) -> None:
     assert status == 200 and len(body) == 3000000
 
 
+def test_proxy_form_requests_route_by_their_authority(env: Env) -> None:
+    # what `http_proxy=<proxy> curl http://echo/echo?x=1` sends: the authority wins over Host
+    r = raw(env.internal, b"GET http://echo/echo?x=1 HTTP/1.1\r\nHost: world\r\nConnection: close\r\n\r\n")
+    status, _, body = split_response(r)
+    seen = json.loads(body)
+    assert status == 200 and seen["target"] == "/echo?x=1"
+    assert [v for k, v in seen["headers"] if k.lower() == "host"] == ["echo"]
+
+
 def test_head_response_has_no_body(env: Env) -> None:
     r = raw(env.internal, b"HEAD /size/100 HTTP/1.1\r\nHost: world\r\nConnection: close\r\n\r\n")
     head, _, rest = r.partition(b"\r\n\r\n")
