@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 
 from ._version import __version__
 
-__all__ = [
-    "IMPL",
-    "WHY",
+#: The kernel names, the same in both twins (tests check that the native module exports exactly these).
+KERNELS = (
     "Balancer",
     "DtabIndex",
     "parse_chunk_line",
@@ -31,7 +30,8 @@ __all__ = [
     "read_path",
     "read_prefix",
     "read_tree",
-]
+)
+__all__ = ["IMPL", "WHY", "KERNELS", *KERNELS]
 
 ENV = "PYPROXY_IMPL"
 _CHOICES = ("auto", "native", "pure")
@@ -40,7 +40,7 @@ _want = os.environ.get(ENV, "auto").strip().lower() or "auto"
 if _want not in _CHOICES:
     raise ImportError(f"{ENV}={_want!r}: expected 'auto', 'native' or 'pure'")
 
-if TYPE_CHECKING or _want == "pure":
+if TYPE_CHECKING:  # type checkers see the pure twins, which are the specification
     from ._pure import (
         Balancer,
         DtabIndex,
@@ -55,46 +55,32 @@ if TYPE_CHECKING or _want == "pure":
         read_tree,
     )
 
-    IMPL, WHY = "pure", f"{ENV}=pure"
-else:
+
+def _select() -> "tuple[object, str, str]":
+    if _want == "pure":
+        from . import _pure
+
+        return _pure, "pure", f"{ENV}=pure"
     try:
-        from ._native import __version__ as _native_version
+        from . import _native
 
-        if _native_version != __version__:
+        if _native.__version__ != __version__:
             raise ImportError(
-                f"stale native module: pyproxy._native is {_native_version}, pyproxy is {__version__}"
-                " (rebuild with `maturin develop --release`)"
+                f"stale native module: pyproxy._native is {_native.__version__}, pyproxy is {__version__}"
+                " (rebuild it: pip install -e . or maturin develop --release)"
             )
-        from ._native import (
-            Balancer,
-            DtabIndex,
-            parse_chunk_line,
-            parse_request_head,
-            parse_response_head,
-            parse_trailers,
-            read_dentry,
-            read_dtab,
-            read_path,
-            read_prefix,
-            read_tree,
-        )
-
-        IMPL, WHY = "native", ""
+        missing = [n for n in KERNELS if not hasattr(_native, n)]
+        if missing:
+            raise ImportError(f"the native module lacks {', '.join(missing)} (a stale build?)")
+        return _native, "native", ""
     except ImportError as exc:
         if _want == "native":
             raise ImportError(f"{ENV}=native but the native module cannot be used: {exc}") from exc
-        from ._pure import (
-            Balancer,
-            DtabIndex,
-            parse_chunk_line,
-            parse_request_head,
-            parse_response_head,
-            parse_trailers,
-            read_dentry,
-            read_dtab,
-            read_path,
-            read_prefix,
-            read_tree,
-        )
+        from . import _pure
 
-        IMPL, WHY = "pure", f"native module unavailable: {exc}"
+        return _pure, "pure", f"native module unavailable: {exc}"
+
+
+_module, IMPL, WHY = _select()
+globals().update({name: getattr(_module, name) for name in KERNELS})
+del _module

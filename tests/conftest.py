@@ -19,19 +19,7 @@ from pyproxy import _impl
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-KERNEL_NAMES = (
-    "Balancer",
-    "DtabIndex",
-    "parse_chunk_line",
-    "parse_request_head",
-    "parse_response_head",
-    "parse_trailers",
-    "read_dentry",
-    "read_dtab",
-    "read_path",
-    "read_prefix",
-    "read_tree",
-)
+KERNEL_NAMES = _impl.KERNELS
 
 settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=60, deadline=None)
