@@ -18,7 +18,8 @@ from typing import Dict, List, Tuple
 import trio
 
 from . import _impl
-from .http1 import Request, Response, reason_phrase, serialize_request_head, serialize_response_head
+from .http1 import Request, reason_phrase, serialize_response_head
+from .fetch import fetch
 from .stream import Body, Conn
 
 __all__ = ["run_demo", "demo_config", "DTAB"]
@@ -87,25 +88,8 @@ def _hello(outgoing: List[int]):  # type: ignore[no-untyped-def]
 
 async def http_get(host: str, port: int, authority: bytes, fields: List[Tuple[bytes, bytes]]) -> Tuple[int, str]:
     """One GET through the proxy; returns (status, body text)."""
-    stream = await trio.open_tcp_stream(host, port)
-    conn = Conn(stream)
-    try:
-        head = serialize_request_head(b"GET", b"/", 1, [(b"Host", authority), *fields, (b"Connection", b"close")])
-        await conn.send_all(head)
-        t = await conn.read_head(_impl.parse_response_head, 65536, 100)
-        if t is None:
-            return 502, "no response"
-        resp = Response.from_kernel(t)
-        body = Body.of(conn, resp, _LIMITS, until_close=True)
-        out = bytearray()
-        while True:
-            piece = await body.read()
-            if not piece:
-                break
-            out += piece
-        return resp.status, out.decode("utf-8", "replace")
-    finally:
-        await conn.aclose()
+    status, _, body = await fetch(host, port, b"GET", b"/", [(b"Host", authority), *fields])
+    return status, body.decode("utf-8", "replace")
 
 
 def demo_config(root: str, admin_port: int, edge_port: int, ingress_port: int, outgoing_port: int) -> str:

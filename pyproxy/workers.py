@@ -28,7 +28,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import trio
 
 from . import _impl
-from .http1 import Request, Response, reason_phrase, serialize_request_head, serialize_response_head
+from .fetch import fetch
+from .http1 import Request, reason_phrase, serialize_response_head
 from .stream import Body, Conn
 
 __all__ = ["Supervisor", "WORKER_ENV"]
@@ -236,24 +237,7 @@ def _label(text: bytes, index: int, seen: set) -> List[bytes]:
 
 
 async def _fetch(addr: Tuple[str, int], method: bytes, target: bytes, fields: List[Tuple[bytes, bytes]], body: bytes = b"") -> Tuple[int, bytes, bytes]:
-    """One request to a worker's admin server."""
-    with trio.fail_after(10):
-        conn = Conn(await trio.open_tcp_stream(*addr))
-        try:
-            head = [(b"Host", b"admin"), *fields, (b"Content-Length", b"%d" % len(body)), (b"Connection", b"close")]
-            await conn.send_all(serialize_request_head(method, target, 1, head) + body)
-            t = await conn.read_head(_impl.parse_response_head, 65536, 200)
-            if t is None:
-                return 502, b"text/plain", b"worker closed the connection"
-            resp = Response.from_kernel(t)
-            rbody = Body.of(conn, resp, _LIMITS, until_close=True)
-            data = bytearray()
-            while True:
-                piece = await rbody.read()
-                if not piece:
-                    break
-                data += piece
-            ctype = next((v for k, v in resp.headers if k.lower() == b"content-type"), b"text/plain")
-            return resp.status, ctype, bytes(data)
-        finally:
-            await conn.aclose()
+    """One request to a worker's admin server: (status, content type, body)."""
+    status, headers, data = await fetch(addr[0], addr[1], method, target, [(b"Host", b"admin"), *fields], body)
+    ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"text/plain")
+    return status, ctype, data

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from pyproxy.errors import DtabError, MaxDepthError, NamerError, PathError, UnknownNamerError
 from pyproxy.identifiers import (

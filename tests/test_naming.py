@@ -21,7 +21,6 @@ from pyproxy.naming import (
     Path,
     SystemNamer,
     Union,
-    bind,
     delegate,
 )
 from pyproxy.naming.name import ADDR_NEG, AddrFailed
