@@ -16,16 +16,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
 import sys
-import tempfile
 from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ratios import fmt_time, twin_of  # noqa: E402 - the naming script's helpers, shared
+from ratios import fmt_time, run_cli, twin_of  # noqa: E402 - the naming script's helpers, shared
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_FILE = os.path.join("bench", "bench_balance.py")
@@ -92,35 +89,9 @@ def report(means: Dict[str, Dict[str, float]], wrong: List[str]) -> Tuple[str, L
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", help="read this pytest-benchmark JSON instead of running the benchmarks")
-    ap.add_argument("--check", action="store_true", help="exit 1 on a regression (see the module docstring)")
-    ap.add_argument("--max-time", type=float, default=0.5, help="--benchmark-max-time per benchmark (seconds)")
-    ap.add_argument("--min-rounds", type=int, default=5, help="--benchmark-min-rounds per benchmark")
-    args = ap.parse_args(argv)
-    if args.json:
-        with open(args.json, encoding="utf-8") as f:
-            data = json.load(f)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "bench.json")
-            rc = run_benchmarks(path, args.max_time, args.min_rounds)
-            if not os.path.exists(path):
-                print(f"benchmarks did not run (pytest exit code {rc})", file=sys.stderr)
-                return 2
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-    means, wrong = collect(data)
-    if not means:
-        print("no balancer benchmarks found", file=sys.stderr)
-        return 2
-    table, missed, failures = report(means, wrong)
-    print(table)
-    if missed:
-        print("\nMissed goals:\n" + "\n".join(f"- {m}" for m in missed))
-    if failures:
-        print("\nRegressions (--check fails on these):\n" + "\n".join(f"- {m}" for m in failures))
-    return 1 if args.check and failures else 0
+    return run_cli(
+        argv, description=__doc__.splitlines()[0], run=run_benchmarks, collect=collect, report=report, max_time=0.5
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_FILE = os.path.join("bench", "bench_naming.py")
@@ -154,27 +154,35 @@ def report(means: Dict[str, Dict[str, float]], wrong: List[str]) -> Tuple[str, L
     return "\n".join(lines), missed, failures
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_cli(
+    argv: Optional[List[str]],
+    *,
+    description: str,
+    run: Callable[[str, float, int], int],
+    collect: Callable[[dict], Tuple[Dict[str, Dict[str, float]], List[str]]],
+    report: Callable[..., Tuple[str, List[str], List[str]]],
+    max_time: float,
+) -> int:
+    """The command line shared by the ratio scripts: run (or read) the benchmarks, print the table,
+    list missed goals and regressions; ``--check`` exits 1 on a regression."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--json", help="read this pytest-benchmark JSON instead of running the benchmarks")
     ap.add_argument("--check", action="store_true", help="exit 1 on a regression (see the module docstring)")
-    ap.add_argument("--max-time", type=float, default=0.25, help="--benchmark-max-time per benchmark (seconds)")
+    ap.add_argument("--max-time", type=float, default=max_time, help="--benchmark-max-time per benchmark (seconds)")
     ap.add_argument("--min-rounds", type=int, default=5, help="--benchmark-min-rounds per benchmark")
     args = ap.parse_args(argv)
-
     if args.json:
         with open(args.json, encoding="utf-8") as f:
             data = json.load(f)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "bench.json")
-            rc = run_benchmarks(path, args.max_time, args.min_rounds)
+            rc = run(path, args.max_time, args.min_rounds)
             if not os.path.exists(path):
                 print(f"benchmarks did not run (pytest exit code {rc})", file=sys.stderr)
                 return 2
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
-
     means, wrong = collect(data)
     if not means:
         print("no benchmarks found", file=sys.stderr)
@@ -186,6 +194,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if failures:
         print("\nRegressions (--check fails on these):\n" + "\n".join(f"- {m}" for m in failures))
     return 1 if args.check and failures else 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_cli(
+        argv, description=__doc__.splitlines()[0], run=run_benchmarks, collect=collect, report=report, max_time=0.25
+    )
 
 
 if __name__ == "__main__":
