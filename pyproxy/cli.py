@@ -150,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
     configure(args.log_format, level)
     import logging
 
-    logging.getLogger("pyproxy").info("pyproxy %s starting, %s kernels", __version__, _impl.IMPL)
+    logging.getLogger("pyproxy").info("pyproxy %s, %s kernels%s", __version__, _impl.IMPL, f" ({_impl.WHY})" if _impl.WHY else "")
     try:
         config = _load_config(args.config)
         for line in getattr(config, "warnings", ()):

@@ -107,9 +107,19 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
     assert r.returncode == 0
     records = [_json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
     assert records and records[0]["level"] == "INFO" and records[0]["logger"] == "pyproxy"
-    assert "starting" in records[0]["msg"]
+    assert records[0]["msg"].startswith("pyproxy 0.1.0, pure kernels")
 
 
 def test_bad_log_level_exits_2(tmp_path: Path) -> None:
     r = run("pure", "run", "--log-level", "LOUD", str(tmp_path / "x.yaml"))
     assert r.returncode == 2 and "--log-level" in r.stderr
+
+
+def test_example_configs_validate() -> None:
+    root = Path(__file__).resolve().parents[1]
+    examples = sorted((root / "examples").glob("*.yaml"))
+    assert examples
+    for cfg in examples:
+        r = subprocess.run([sys.executable, "-m", "pyproxy", "run", "--validate", str(cfg)], cwd=root,
+                           capture_output=True, text=True, env=dict(os.environ, PYPROXY_IMPL="pure"), timeout=60)
+        assert r.returncode == 0, f"{cfg.name}: {r.stderr}"
