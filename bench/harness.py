@@ -200,22 +200,33 @@ def start_nginx(conf: str, tmp: str, name: str, cpu: int) -> Proc:
     return Proc(taskset(cpu) + ["nginx", "-c", path, "-p", tmp, "-e", os.path.join(tmp, f"{name}-error.log")])
 
 
-def start_pyproxy(impl: str, origin: int, port: int, tmp: str, cpu: int) -> Proc:
-    root = os.path.join(tmp, f"disco-{impl}-{port}")
+TELEMETRY = "telemetry:\n- kind: io.l5d.prometheus\n- kind: io.l5d.recentRequests\n  sampleRate: 0.25\n"
+
+
+def start_pyproxy(
+    impl: str, origin: int, port: int, tmp: str, cpu: Optional[int], *, telemetry: bool = False, workers: int = 1
+) -> Proc:
+    """``python -m pyproxy run`` with one router in front of ``origin`` (an io.l5d.fs file), on
+    CPU ``cpu`` (None: not pinned); ``telemetry`` adds prometheus and recentRequests at 0.25."""
+    name = f"{impl}-{port}"
+    root = os.path.join(tmp, f"disco-{name}")
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, "origin"), "w") as f:
         f.write(f"127.0.0.1 {origin}\n")
-    conf = os.path.join(tmp, f"pyproxy-{impl}-{port}.yaml")
+    conf = os.path.join(tmp, f"pyproxy-{name}.yaml")
     with open(conf, "w") as f:
         f.write(
             f"admin: {{ip: 127.0.0.1, port: {free_port()}}}\n"
             f"namers:\n- kind: io.l5d.fs\n  rootDir: {root}\n"
-            "routers:\n- protocol: http\n  label: bench\n"
-            "  dtab: /svc => /#/io.l5d.fs; /host/world => /#/io.l5d.fs/world\n"
+            + (TELEMETRY if telemetry else "")
+            + "routers:\n- protocol: http\n  label: bench\n"
+            "  dtab: /svc => /#/io.l5d.fs; /srv => /#/io.l5d.fs; /host/world => /#/io.l5d.fs/world\n"
             f"  servers:\n  - ip: 127.0.0.1\n    port: {port}\n"
         )
     env = dict(os.environ, PYPROXY_IMPL=impl)
-    return Proc(taskset(cpu) + [sys.executable, "-m", "pyproxy", "run", conf], env=env)
+    extra = ["--workers", str(workers)] if workers > 1 else []
+    pin = taskset(cpu) if cpu is not None else []
+    return Proc(pin + [sys.executable, "-m", "pyproxy", "run", *extra, conf], env=env)
 
 
 def wrk(port: int, seconds: float, connections: int, headers: List[str]) -> Tuple[int, float]:

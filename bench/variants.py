@@ -25,31 +25,7 @@ from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import NGINX_ORIGIN, Proc, free_port, measure, start_nginx, taskset, wait_port  # noqa: E402
-
-TELEMETRY = "telemetry:\n- kind: io.l5d.prometheus\n- kind: io.l5d.recentRequests\n  sampleRate: 0.25\n"
-
-
-def start(tmp: str, name: str, origin: int, port: int, telemetry: bool, workers: int) -> Proc:
-    root = os.path.join(tmp, f"disco-{name}")
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, "origin"), "w") as f:
-        f.write(f"127.0.0.1 {origin}\n")
-    conf = os.path.join(tmp, f"{name}.yaml")
-    with open(conf, "w") as f:
-        f.write(
-            f"admin: {{ip: 127.0.0.1, port: {free_port()}}}\n"
-            f"namers:\n- kind: io.l5d.fs\n  rootDir: {root}\n"
-            + (TELEMETRY if telemetry else "")
-            + "routers:\n- protocol: http\n  label: bench\n"
-            "  dtab: /svc => /#/io.l5d.fs; /srv => /#/io.l5d.fs\n"
-            f"  servers:\n  - ip: 127.0.0.1\n    port: {port}\n"
-        )
-    env = dict(os.environ, PYPROXY_IMPL="native")
-    pin = taskset(0) if workers == 1 else []
-    extra = ["--workers", str(workers)] if workers > 1 else []
-    return Proc(pin + [sys.executable, "-m", "pyproxy", "run", *extra, conf], env=env)
-
+from harness import NGINX_ORIGIN, Proc, free_port, measure, start_nginx, start_pyproxy, wait_port  # noqa: E402
 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -68,7 +44,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         plan: Dict[str, Tuple[Proc, int, List[str]]] = {}
         for name, telemetry, workers in (("plain", False, 1), ("telemetry", True, 1), ("2 workers", False, 2)):
             port = free_port()
-            proc = start(tmp, name.replace(" ", "-"), origin, port, telemetry, workers)
+            # one worker pinned to CPU 0; two workers unpinned (they share both cores with the load)
+            proc = start_pyproxy("native", origin, port, tmp, 0 if workers == 1 else None, telemetry=telemetry, workers=workers)
             procs.append(proc)
             plan[name] = (proc, port, host)
         plan["override"] = (plan["plain"][0], plan["plain"][1], override)

@@ -103,6 +103,11 @@ class Accrual:
         self.probes = 0
 
     @classmethod
+    def default(cls) -> "Accrual":
+        """Linkerd's default: 5 consecutive failures, then a jittered backoff from 5 s to 300 s."""
+        return cls(_Consecutive(5), JitteredBackoff(5000, 300000))
+
+    @classmethod
     def from_config(cls, cfg: Any) -> Optional["Accrual"]:
         """An accrual for one endpoint from a ``failureAccrual`` config (None for kind ``none``)."""
         kind = getattr(cfg, "kind", None) or type(cfg).__struct_config__.tag  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ __all__ = ["Endpoint"]
 class Endpoint:
     """One balanced endpoint."""
 
-    __slots__ = ("host", "port", "pool", "slot", "accrual", "weight")
+    __slots__ = ("host", "port", "pool", "slot", "accrual")
 
     def __init__(self, host: str, port: int, pool: Any, slot: int, accrual: Optional[Any] = None) -> None:
         self.host = host
@@ -22,7 +22,6 @@ class Endpoint:
         self.pool = pool
         self.slot = slot
         self.accrual = accrual
-        self.weight = 1.0
 
     def __repr__(self) -> str:
         return f"Endpoint({self.host}:{self.port}, slot={self.slot})"

@@ -16,11 +16,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import trio
 
 from . import _impl
-from .accrual import DEAD, Accrual, _Consecutive
+from .accrual import DEAD, Accrual
 from .balance import Endpoint
 from .naming.name import ADDR_PENDING, AddrBound, AddrFailed, Bound
 from .policy import ClientPolicy
-from .retry import JitteredBackoff, RetryBudget
+from .retry import RetryBudget
 from .stream import Conn
 
 __all__ = ["Client", "EndpointPool", "NoEndpoints"]
@@ -120,10 +120,8 @@ class Client:
 
     def _update(self, addr: object) -> None:
         self.state = addr
-        wanted: Dict[Tuple[str, int], float] = {}
-        if isinstance(addr, AddrBound):
-            for a in addr.addresses:
-                wanted[(a.host, a.port)] = float(a.meta.get("endpoint_addr_weight", 1.0))
+        # Endpoint weights (`host port * w` in io.l5d.fs files) are not used for balancing yet.
+        wanted = {(a.host, a.port) for a in addr.addresses} if isinstance(addr, AddrBound) else set()
         now = trio.current_time() if _in_trio() else 0.0
         for key, ep in list(self.endpoints.items()):
             if key not in wanted:
@@ -131,17 +129,12 @@ class Client:
                 self.balancer.remove(ep.slot)
                 del self.by_slot[ep.slot]
                 del self.endpoints[key]
-        for key, weight in wanted.items():
-            ep = self.endpoints.get(key)
-            if ep is None:
-                slot = self._slot()
-                ep = Endpoint(key[0], key[1], EndpointPool(key[0], key[1]), slot, Accrual.from_config(self.policy.accrual) if self.policy.accrual is not None else _default_accrual())
-                ep.weight = weight
-                self.endpoints[key] = ep
-                self.by_slot[slot] = ep
-                self.balancer.add(slot, now)
-            else:
-                ep.weight = weight
+        for key in wanted - self.endpoints.keys():
+            slot = self._slot()
+            accrual = Accrual.from_config(self.policy.accrual) if self.policy.accrual is not None else Accrual.default()
+            ep = self.endpoints[key] = Endpoint(key[0], key[1], EndpointPool(key[0], key[1]), slot, accrual)
+            self.by_slot[slot] = ep
+            self.balancer.add(slot, now)
         self.live = list(self.endpoints.values())
         self._dead = [ep for ep in self.live if ep.accrual is not None and ep.accrual.state == DEAD]
         old, self.changed = self.changed, trio.Event()
@@ -197,10 +190,6 @@ class Client:
         for ep in self.endpoints.values():
             ep.pool.close()
 
-
-def _default_accrual() -> Accrual:
-    """Linkerd's default: 5 consecutive failures, jittered backoff from 5 s to 300 s."""
-    return Accrual(_Consecutive(5), JitteredBackoff(5000, 300000))
 
 
 def _in_trio() -> bool:

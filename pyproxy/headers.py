@@ -31,11 +31,9 @@ __all__ = [
     "HOP_BY_HOP",
     "is_l5d",
     "get",
-    "get_all",
     "remove_hop_by_hop",
     "remove_l5d",
     "err_header_value",
-    "via_entries",
     "scan_request",
     "CONTEXT",
 ]
@@ -87,10 +85,6 @@ def get(headers: Sequence[Tuple[bytes, bytes]], name: bytes) -> Optional[bytes]:
             return v
     return None
 
-
-def get_all(headers: Sequence[Tuple[bytes, bytes]], name: bytes) -> List[bytes]:
-    """Every value of ``name`` (lower-case), in order."""
-    return [v for k, v in headers if len(k) == len(name) and k.lower() == name]
 
 
 def remove_hop_by_hop(headers: Headers, connection: Iterable[bytes], *, edge: bool) -> Headers:
@@ -154,10 +148,3 @@ def err_header_value(message: str, limit: int) -> bytes:
     encoded = quote_plus(message, safe="", encoding="latin-1", errors="replace").encode("ascii")
     return encoded[:limit]
 
-
-def via_entries(headers: Sequence[Tuple[bytes, bytes]]) -> List[bytes]:
-    """The comma-separated entries of every ``Via`` field, trimmed."""
-    out: List[bytes] = []
-    for v in get_all(headers, VIA):
-        out.extend(e.strip() for e in v.split(b",") if e.strip())
-    return out
