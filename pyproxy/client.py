@@ -3,14 +3,15 @@
 A :class:`Client` observes its bound name's address set: endpoints that stay keep their state
 (outstanding requests, pooled connections), new ones are added, removed ones stop receiving new
 requests while requests in flight on them finish. :class:`EndpointPool` keeps idle upstream
-connections per endpoint and checks, without blocking, that a pooled connection is still open before
-reusing it.
+connections per endpoint and checks, without blocking, that a connection pooled for a while is still
+open before reusing it.
 """
 
 from __future__ import annotations
 
 import random
 import select
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import trio
@@ -30,6 +31,13 @@ class NoEndpoints(Exception):
     """The bound name has no endpoints (negative, failed, or empty) right now."""
 
 
+#: A pooled connection idle for longer than this is checked (one syscall) before it is reused. One
+#: released more recently is reused unchecked: servers close idle connections after seconds, and a
+#: connection found closed when used is replaced once anyway (the request was not received), so the
+#: check only saves a wasted write. Skipping it under load saves a syscall per request.
+CHECK_AFTER = 1.0
+
+
 class EndpointPool:
     """Idle connections to one ``host:port``, most recently used first."""
 
@@ -38,7 +46,7 @@ class EndpointPool:
     def __init__(self, host: str, port: int, max_idle: int = 128) -> None:
         self.host = host
         self.port = port
-        self.idle: List[Conn] = []
+        self.idle: List[Tuple[Conn, float]] = []  # (connection, when released: time.monotonic())
         self.max_idle = max_idle
         self.closed = False
         self.connects = 0
@@ -46,8 +54,8 @@ class EndpointPool:
     def take_idle(self) -> Optional[Conn]:
         """A pooled connection that is still open, or None."""
         while self.idle:
-            conn = self.idle.pop()
-            if _still_open(conn):
+            conn, since = self.idle.pop()
+            if time.monotonic() - since < CHECK_AFTER or _still_open(conn):
                 return conn
             _close_now(conn)
         return None
@@ -60,14 +68,14 @@ class EndpointPool:
     def release(self, conn: Conn, reusable: bool) -> None:
         """Return a connection after a response: pooled if reusable, else closed."""
         if reusable and not self.closed and not conn.buf and len(self.idle) < self.max_idle:
-            self.idle.append(conn)
+            self.idle.append((conn, time.monotonic()))
         else:
             _close_now(conn)
 
     def close(self) -> None:
         """Stop pooling; idle connections close now, busy ones when released."""
         self.closed = True
-        for conn in self.idle:
+        for conn, _ in self.idle:
             _close_now(conn)
         self.idle.clear()
 

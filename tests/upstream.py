@@ -164,3 +164,51 @@ class Origin:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+class HangUpOrigin:
+    """An origin that answers each request with 200 and then closes the connection without saying
+    so (no ``Connection: close``), as a server does when it drops idle keep-alive connections: every
+    connection a proxy pools to it is stale by the time it is reused. Counts the requests it read."""
+
+    def __init__(self) -> None:
+        import socket as _socket
+
+        self.sock = _socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.hits = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import socket as _socket
+
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (_socket.timeout, OSError):
+                continue
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        piece = conn.recv(65536)
+                        if not piece:
+                            break
+                        data += piece
+                except OSError:
+                    continue
+                if b"\r\n\r\n" not in data:
+                    continue  # a stale connection closed by the proxy: nothing was asked
+                self.hits += 1
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
