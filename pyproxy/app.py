@@ -17,7 +17,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import trio
 
+from .accesslog import AccessLog, handler_for
+from .config.base import tag_of
 from .errors import ConfigError
+from .forwarded import Forwarded, Labeler
 from .identifiers import (
     HeaderPathIdentifier,
     HeaderTokenIdentifier,
@@ -122,6 +125,7 @@ class App:
             self.namers.append((prefix, fs))
         self.routers: List[Router] = []
         self.servers: List[Tuple[str, Server]] = []
+        self.access_logs: List[AccessLog] = []
         for i, rc in enumerate(config.routers):
             self._add_router(i, rc)
         self.admin: Optional[Any] = None
@@ -152,12 +156,21 @@ class App:
             stats=self.telemetry.router(rc.label),
             recent=self.telemetry.recent,
             tracer=self.telemetry.tracer,
+            access_log=self._access_log(index, rc),
         )
         router = Router(params, random.Random(self.rng.getrandbits(64)))
         self.routers.append(router)
         for j, sc in enumerate(rc.servers):
             pseudonym = rc.label.encode("latin-1", "replace").replace(b" ", b"_")
-            rules = ServerRules(clear_context=sc.clear_context, via=b"1.1 pyproxy-" + pseudonym, max_call_depth=sc.max_call_depth)
+            stamp = getattr(sc, "timestamp_header", None)
+            fwd = getattr(sc, "add_forwarded_header", None)
+            rules = ServerRules(
+                clear_context=sc.clear_context,
+                via=b"1.1 pyproxy-" + pseudonym,
+                max_call_depth=sc.max_call_depth,
+                timestamp_header=stamp.encode("latin-1") if stamp else None,
+                forwarded=_forwarded_rule(fwd, rc.label) if fwd is not None else None,
+            )
             opts = sc.socket_options
             session = sc.server_session
             server = Server(
@@ -171,6 +184,18 @@ class App:
                 reuse_port=self._reuse_port or bool(opts and opts.reuse_port),
             )
             self.servers.append((rc.label, server))
+
+    def _access_log(self, index: int, rc: Any) -> Optional[AccessLog]:
+        path = getattr(rc, "http_access_log", None)
+        if not path:
+            return None
+        handler = handler_for(
+            path, rc.http_access_log_roll_policy, rc.http_access_log_append, rc.http_access_log_rotate_count,
+            f"$.routers[{index}].httpAccessLog",
+        )
+        log_ = AccessLog(handler)
+        self.access_logs.append(log_)
+        return log_
 
     def listening(self) -> List[Tuple[str, Server]]:
         out = list(self.servers)
@@ -213,6 +238,8 @@ class App:
                 while any(s.connections for _, s in self.servers):
                     await trio.sleep(0.02)
             nursery.cancel_scope.cancel()
+        for access_log in self.access_logs:
+            access_log.close()
 
     async def _watch_fs(self) -> None:
         while True:
@@ -230,6 +257,13 @@ class App:
         states = await trio.to_thread.run_sync(fs.poll)
         if states is not None:
             fs.apply(states)
+
+
+def _forwarded_rule(cfg: Any, router_label: str) -> Forwarded:
+    def labeler(c: Any) -> Labeler:
+        return Labeler(tag_of(c)[1], getattr(c, "label", None), router_label)
+
+    return Forwarded(labeler(cfg.by), labeler(cfg.for_))
 
 
 async def run_until_signal(app: App) -> None:

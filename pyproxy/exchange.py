@@ -86,6 +86,7 @@ class Exchange:
         self.retries = 0
         self.budget_exhausted = False
         self.status = 0  # the status answered downstream (0: none); for the metrics hooks
+        self.length = -1  # the Content-Length answered downstream (-1: none or unframed); access log
         self.failure: Optional[str] = None  # what went wrong, for failures/<name>
         self.last_endpoint: Optional["Endpoint"] = None
 
@@ -119,6 +120,7 @@ class Exchange:
         self.status = status
         p = self.router.params
         data = error_response(status, message, self.edge, p.max_err_response, p.max_head, keep, self.req)
+        self.length = 0 if self.edge else min(len(message.encode("utf-8", "replace")), p.max_err_response)
         if retryable and not self.edge:
             data = data.replace(b"\r\n", b"\r\nl5d-retryable: true\r\n", 1)
         try:
@@ -348,6 +350,7 @@ class Exchange:
         if blank:
             fields.append((b"Content-Length", b"0"))
             mode = "blank"
+            self.length = 0
         elif head_only:
             if resp.content_length >= 0:
                 fields.append((b"Content-Length", b"%d" % resp.content_length))
@@ -355,6 +358,7 @@ class Exchange:
         elif resp.content_length >= 0:
             fields.append((b"Content-Length", b"%d" % resp.content_length))
             mode = "fixed"
+            self.length = resp.content_length
         elif req.minor == 1:
             fields.append((b"Transfer-Encoding", b"chunked"))
             mode = "chunked"

@@ -23,6 +23,7 @@ from .client import Client
 from .context import OverrideCache, TraceId, format_deadline, parse_deadline, parse_sample
 from .errors import DtabError, PathError, PyproxyError, RemoteProtocolError
 from .exchange import Exchange
+from .forwarded import Forwarded
 from .metrics import Registry, RequestStats, RouterStats
 from .http1 import Request, error_response
 from .identifiers import Identified, Identifier, compose
@@ -59,6 +60,7 @@ class RouterParams:
     stats: Optional[RouterStats] = None  # rt/<label>/... (App: telemetry.router(label))
     recent: Optional[Any] = None  # RecentRequests (io.l5d.recentRequests) or None
     tracer: Optional[Any] = None  # zipkin Tracer (io.l5d.zipkin) or None
+    access_log: Optional[Any] = None  # AccessLog (httpAccessLog) or None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class ServerRules:
     clear_context: bool = False
     via: bytes = b"1.1 pyproxy"
     max_call_depth: int = 1000
+    timestamp_header: Optional[bytes] = None  # timestampHeader: this field gets the time in ms
+    forwarded: Optional[Forwarded] = None  # addForwardedHeader
 
 
 class RouteError(Exception):
@@ -164,8 +168,9 @@ class Router:
         self.requests += 1
         t0 = time.perf_counter()
         edge = rules.clear_context
+        scheme = None
         if req.target[:1] != b"/" and req.target[:4].lower() == b"http":
-            _to_origin_form(req)
+            scheme = _to_origin_form(req)
         try:
             fields, local, trace, deadline, via = self._context(req, edge, rules)
             ident = compose(self.params.identifiers, req)
@@ -197,6 +202,9 @@ class Router:
             finally:
                 if srv is not None:
                     srv.record(status, (time.perf_counter() - t0) * 1000.0)
+                if self.params.access_log is not None:
+                    length = 0 if edge else min(len(message.encode("utf-8", "replace")), self.params.max_err_response)
+                    self._log_access(req, down, status, length)
 
         # Fields the proxy adds, after the client's own (and its nominations) were removed.
         fields.append((b"Via", b", ".join([*via, rules.via]) if via else rules.via))
@@ -205,6 +213,10 @@ class Router:
         fields.append((b"l5d-reqid", trace.reqid))
         if local.dentries:
             fields.append((b"l5d-ctx-dtab", local.show.encode("latin-1")))
+        if rules.timestamp_header is not None:
+            fields.append((rules.timestamp_header, b"%d" % (time.time_ns() // 1_000_000)))
+        if rules.forwarded is not None:
+            fields.append((b"Forwarded", self._forwarded(rules.forwarded, req, down, scheme)))
         service = self.policies.service(dst.show)
         timeout = service.total_timeout
         if deadline is not None or timeout is not None:
@@ -225,6 +237,8 @@ class Router:
         status, failure = ex.status, ex.failure
         if srv is not None:
             srv.record(status, ms, failure)
+        if self.params.access_log is not None:
+            self._log_access(req, down, status, ex.length)
         svc = self.stats.service(dst.show)
         svc.record(status, ms, failure)
         svc.record_retries(ex.retries, ex.budget_exhausted)
@@ -251,6 +265,27 @@ class Router:
                 trace, router=self.label, name=method.lower(), start_us=end - dur, duration_us=dur,
                 tags={**tags, "l5d.dst.client": ex.client.id}, remote=(ep.host, ep.port) if ep else None,
             )
+
+    def _log_access(self, req: Request, down: Conn, status: int, length: int) -> None:
+        try:
+            remote = down.sock.getpeername()[0]
+        except OSError:
+            remote = "-"
+        self.params.access_log.record(  # type: ignore[union-attr]
+            req.host, remote, req.method, req.target, req.minor, status, length,
+            req.header("referer"), req.header("user-agent"),
+        )
+
+    def _forwarded(self, rule: Forwarded, req: Request, down: Conn, scheme: Optional[bytes]) -> bytes:
+        """This hop's ``Forwarded`` element (addForwardedHeader), appended after any received ones."""
+        sock = down.sock
+        try:
+            local, peer = sock.getsockname(), sock.getpeername()
+        except OSError:
+            local = peer = ("unknown", 0)
+        if down.labels is None:
+            down.labels = {}
+        return rule.element(local, peer, down.labels, req.host, scheme, self.rng)
 
     def _route_fields(self, dst: Path, bound: Bound) -> List[Tuple[bytes, bytes]]:
         """``l5d-dst-service``, ``l5d-dst-client`` and ``l5d-dst-residual``, built once per route."""
@@ -314,11 +349,12 @@ def _state_text(state: object) -> str:
     return "no endpoints" if isinstance(state, AddrBound) else "name is negative"
 
 
-def _to_origin_form(req: Request) -> None:
+def _to_origin_form(req: Request) -> bytes:
     """A proxy-form request (``GET http://hello/path``, clients with ``http_proxy`` set): its
     authority becomes the Host (the received Host is ignored, RFC 9112 §3.2.2) and the target the
-    origin form, before identification, so routing and forwarding use the same authority."""
-    rest = req.target.split(b"://", 1)[1]
+    origin form, before identification, so routing and forwarding use the same authority.
+    Returns the scheme (lower case)."""
+    scheme, rest = req.target.split(b"://", 1)
     slash = rest.find(b"/")
     query = rest.find(b"?")
     cut = min(i for i in (slash, query, len(rest)) if i >= 0)
@@ -328,3 +364,4 @@ def _to_origin_form(req: Request) -> None:
     req.target = path if path.startswith(b"/") else b"/" + path
     req.host = authority
     req.headers = [kv for kv in req.headers if kv[0].lower() != b"host"] + [(b"Host", authority)]
+    return scheme.lower()

@@ -38,7 +38,7 @@ class Conn:
     Any trio stream that has a socket is accepted and taken over (``detach``).
     """
 
-    __slots__ = ("sock", "buf", "eof")
+    __slots__ = ("sock", "buf", "eof", "labels")
 
     def __init__(self, stream: object) -> None:
         if isinstance(stream, _socket.socket):
@@ -51,6 +51,7 @@ class Conn:
         self.sock = sock
         self.buf = bytearray()
         self.eof = False
+        self.labels: Optional[dict] = None  # per-connection Forwarded labels, drawn on first use
 
     async def fill(self, max_bytes: int = PIECE) -> bool:
         """Receive more bytes into the buffer; False at end of stream."""

@@ -12,7 +12,7 @@ from typing import Iterator, Tuple
 
 PKG = Path(__file__).resolve().parents[1] / "pyproxy"
 
-SANS_IO = ("naming", "identifiers", "_pure", "errors", "_version", "_impl", "metrics", "headers", "http1", "context", "classify", "retry", "accrual", "balance")
+SANS_IO = ("naming", "identifiers", "_pure", "errors", "_version", "_impl", "metrics", "headers", "http1", "context", "classify", "retry", "accrual", "balance", "forwarded")
 
 
 def _imports(path: Path) -> Iterator[Tuple[int, str]]:
