@@ -31,7 +31,7 @@ KERNELS = (
     "read_prefix",
     "read_tree",
 )
-__all__ = ["IMPL", "WHY", "KERNELS", *KERNELS]
+__all__ = ["IMPL", "WHY", "KERNELS", "Lane", *KERNELS]
 
 ENV = "PYPROXY_IMPL"
 _CHOICES = ("auto", "native", "pure")
@@ -83,4 +83,9 @@ def _select() -> "tuple[object, str, str]":
 
 _module, IMPL, WHY = _select()
 globals().update({name: getattr(_module, name) for name in KERNELS})
+
+#: The native data path (``pyproxy/lane.py``), or None with the pure kernels. It has no pure twin of
+#: its own: its twin and specification is the whole trio data path, which serves every request the
+#: lane declines and which the black-box tests compare it with.
+Lane = getattr(_module, "Lane", None) if IMPL == "native" else None
 del _module

@@ -8,6 +8,7 @@ requests in flight finish within ``admin.shutdownGraceMs``, then everything is c
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import random
@@ -21,6 +22,9 @@ from .accesslog import AccessLog, handler_for
 from .config.base import tag_of
 from .errors import ConfigError
 from .forwarded import Forwarded, Labeler
+from .http1 import error_response
+from .lane import LaneDriver
+from .lane import enabled as lane_enabled
 from .identifiers import (
     HeaderPathIdentifier,
     HeaderTokenIdentifier,
@@ -126,6 +130,9 @@ class App:
         self.routers: List[Router] = []
         self.servers: List[Tuple[str, Server]] = []
         self.access_logs: List[AccessLog] = []
+        # The native data path, unless a telemeter needs to see every request in Python.
+        use_lane = lane_enabled() and self.telemetry.recent is None and self.telemetry.tracer is None
+        self.lane: Optional[LaneDriver] = LaneDriver(self.rng.getrandbits(64)) if use_lane else None
         for i, rc in enumerate(config.routers):
             self._add_router(i, rc)
         self.admin: Optional[Any] = None
@@ -184,6 +191,25 @@ class App:
                 reuse_port=self._reuse_port or bool(opts and opts.reuse_port),
             )
             self.servers.append((rc.label, server))
+            self._use_lane(router, server, sc)
+
+    def _use_lane(self, router: Router, server: Server, sc: Any) -> None:
+        """Let ``server`` hand its connections to the lane when its router and it qualify."""
+        lane = self.lane
+        idents = router.params.identifiers
+        if lane is None or router.params.access_log is not None:
+            return
+        if len(idents) != 1 or type(idents[0]) is not HeaderTokenIdentifier:
+            return
+        if server.max_concurrent is not None or server.rules.forwarded is not None or server.rules.timestamp_header is not None:
+            return
+        ident = idents[0].header.lower().encode("latin-1")
+        p = router.params
+        timeout = error_response(408, "timed out reading the request head", True, 0, 0, False)
+        index = lane.add_server(server, ident, (p.max_line, p.max_head, p.max_headers), timeout)
+        server.rules = dataclasses.replace(server.rules, lane=index)
+        server.lane, server.lane_index = lane, index
+        router.lane, router.lane_ident = lane, ident
 
     def _access_log(self, index: int, rc: Any) -> Optional[AccessLog]:
         path = getattr(rc, "http_access_log", None)
@@ -221,6 +247,8 @@ class App:
             for _, server in self.servers:
                 await nursery.start(server.serve)
             await nursery.start(self.admin.serve)
+            if self.lane is not None:
+                nursery.start_soon(self.lane.run)
             for name, server in self.listening():
                 print(f"pyproxy: listening name={name} addr={server.address}", file=sys.stderr, flush=True)
             if self.fs_namers:
@@ -235,9 +263,11 @@ class App:
             for _, server in self.listening():
                 server.drain()
             with trio.move_on_after(grace):
-                while any(s.connections for _, s in self.servers):
+                while any(s.held() for _, s in self.servers):
                     await trio.sleep(0.02)
             nursery.cancel_scope.cancel()
+        if self.lane is not None:
+            self.lane.close()
         for access_log in self.access_logs:
             access_log.close()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import select
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import trio
 
@@ -115,6 +115,8 @@ class Client:
         self.changed = trio.Event()
         self.requests = 0
         self.stats: Any = None  # rt/<router>/client/<id> (metrics.RequestStats), set by the router
+        # called when the endpoints or their health change (the lane forgets its routes then)
+        self.on_change: Optional[Callable[[], None]] = None
         self._stop = bound.addr.observe(self._update)
         self._update(bound.addr.value)
 
@@ -147,6 +149,8 @@ class Client:
         self._dead = [ep for ep in self.live if ep.accrual is not None and ep.accrual.state == DEAD]
         old, self.changed = self.changed, trio.Event()
         old.set()
+        if self.on_change is not None:
+            self.on_change()
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds while the address set is still pending; False on timeout."""
@@ -182,6 +186,8 @@ class Client:
             self.balancer.set_down(ep.slot, down)
             if down:
                 self._dead.append(ep)
+                if self.on_change is not None:
+                    self.on_change()
 
     def _revive(self, now: float) -> None:
         still = []

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .balance import Endpoint
     from .client import Client
     from .http1 import Request
+    from .lane import Resume
     from .policy import ServicePolicy
     from .router import Router, ServerRules
 
@@ -70,6 +71,7 @@ class Exchange:
         service: "ServicePolicy",
         target: bytes,
         fields: List[Tuple[bytes, bytes]],
+        resume: Optional["Resume"] = None,
     ) -> None:
         self.router = router
         self.req = req
@@ -80,6 +82,7 @@ class Exchange:
         self.service = service
         self.target = target
         self.fields = fields
+        self.resume = resume  # a first attempt the lane made (its response comes from ``resume.up``)
         self.edge = rules.clear_context
         self.response_started = False
         self.attempts = 0
@@ -159,12 +162,19 @@ class Exchange:
         service.budget.deposit(trio.current_time())
         client.requeues.deposit(trio.current_time())
         delay = 0.0
+        first, self.resume = self.resume, None
         while True:
             self.attempts += 1
-            now = trio.current_time()
-            ep = self.last_endpoint = client.pick(now)
             try:
-                resp, up = await self._attempt(ep, head + whole)
+                if first is not None:  # the lane's attempt: its response is read here
+                    now, ep, up = first.started, first.endpoint, first.up
+                    self.last_endpoint = ep
+                    first = None
+                    resp, up = await self._resumed(up)
+                else:
+                    now = trio.current_time()
+                    ep = self.last_endpoint = client.pick(now)
+                    resp, up = await self._attempt(ep, head + whole)
             except _AttemptFailed as exc:
                 end = trio.current_time()
                 client.done(ep, end, end - now, ok=False)
@@ -229,6 +239,16 @@ class Exchange:
             return await self._send_and_read(up, data, timeout)
         except _AttemptFailed as exc:
             if exc.status == 0:  # on a fresh connection nothing is stale: a plain failure
+                exc.status = 502
+            raise
+
+    async def _resumed(self, up: Conn) -> Tuple[Response, Conn]:
+        """The response of an attempt the lane sent (it already replaced a stale pooled connection)."""
+        try:
+            return await self._read_response(up), up
+        except _AttemptFailed as exc:
+            up.close()
+            if exc.status == 0:
                 exc.status = 502
             raise
 

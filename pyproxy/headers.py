@@ -109,8 +109,8 @@ def scan_request(
     """One pass over a request's fields (the hot path): what to forward, the context, the Via values.
 
     Returns:
-        ``(kept, context, via)``: the fields to forward (hop-by-hop, nominated, ``Via`` and context
-        fields removed; at an edge every ``l5d-*``/``l5d_*`` field too), the values of the context
+        ``(kept, context, via)``: the fields to forward (hop-by-hop, nominated, ``Content-Length``,
+        ``Via`` and context fields removed; at an edge every ``l5d-*``/``l5d_*`` field too), the values of the context
         fields by lower-case name (empty at an edge: they are ignored there), and the received
         ``Via`` values.
     """
@@ -134,6 +134,8 @@ def scan_request(
         elif name == VIA:
             via.append(kv[1])
             continue
+        elif name == b"content-length":
+            continue  # the framing field is written once, canonically, by the forwarder
         kept.append(kv)
     return kept, context, via
 

@@ -43,6 +43,7 @@ class Request:
         "expect_continue",
         "host",
         "_method_str",
+        "lane_ok",
     )
 
     def __init__(
@@ -66,6 +67,7 @@ class Request:
         self.connection = connection
         self.expect_continue = expect_continue
         self.host = host
+        self.lane_ok = False  # the router installed this request's route in the lane
 
     @classmethod
     def from_kernel(cls, t: tuple) -> "Request":

@@ -27,6 +27,7 @@ from .forwarded import Forwarded
 from .metrics import Registry, RequestStats, RouterStats
 from .http1 import Request, error_response
 from .identifiers import Identified, Identifier, compose
+from .lane import Branch, LaneDriver, Resume, flatten, route_key
 from .naming.binding import ConfiguredNamersInterpreter
 from .naming.dtab import Dtab
 from .naming.name import ADDR_PENDING, AddrBound, AddrFailed, Bound
@@ -72,6 +73,7 @@ class ServerRules:
     max_call_depth: int = 1000
     timestamp_header: Optional[bytes] = None  # timestampHeader: this field gets the time in ms
     forwarded: Optional[Forwarded] = None  # addForwardedHeader
+    lane: Optional[int] = None  # this listener's index in the lane, when it uses the lane
 
 
 class RouteError(Exception):
@@ -106,6 +108,8 @@ class Router:
         self.limits = (params.max_line, params.max_head, params.max_headers)
         self.requests = 0
         self.stats = params.stats or RouterStats(Registry(), params.label)
+        self.lane: Optional[LaneDriver] = None  # set by the App when this router's listeners use it
+        self.lane_ident: Optional[bytes] = None  # the io.l5d.header.token header, lower case
 
     # === naming ===
 
@@ -152,6 +156,8 @@ class Router:
         if c is None:
             c = self.clients[key] = Client(bound, self.policies.client(bound.id.show), self.rng)
             c.stats = self.stats.client(c.id)
+            if self.lane is not None:
+                c.on_change = self.lane.clear_routes
         return c
 
     def no_route_message(self, dst: Path, local: Dtab) -> str:
@@ -163,8 +169,15 @@ class Router:
 
     # === requests ===
 
-    async def handle(self, req: Request, body: Body, down: Conn, rules: ServerRules, srv: Optional[RequestStats] = None) -> bool:
-        """Serve one request read from ``down``; returns whether ``down`` may carry another request."""
+    async def handle(
+        self, req: Request, body: Body, down: Conn, rules: ServerRules, srv: Optional[RequestStats] = None,
+        resume: Optional[Resume] = None,
+    ) -> bool:
+        """Serve one request read from ``down``; returns whether ``down`` may carry another request.
+
+        ``resume``: the lane already sent this request on an attempt whose response it handed over;
+        the exchange continues from that attempt (same client and endpoint).
+        """
         self.requests += 1
         t0 = time.perf_counter()
         edge = rules.clear_context
@@ -172,17 +185,21 @@ class Router:
         if req.target[:1] != b"/" and req.target[:4].lower() == b"http":
             scheme = _to_origin_form(req)
         try:
-            fields, local, trace, deadline, via = self._context(req, edge, rules)
+            fields, local, trace, deadline, via, ctx = self._context(req, edge, rules)
             ident = compose(self.params.identifiers, req)
             if not isinstance(ident, Identified):
                 raise RouteError(400, f"Unknown destination: {req.method.decode('latin-1')} {req.target.decode('latin-1')} / {ident.reason}")
             dst = ident.dst
             target = req.target if ident.target is None else ident.target.encode("latin-1")
             tree = self.bind(local, dst)
-            bound = self.pick(tree)
-            if bound is None:
-                raise RouteError(502, self.no_route_message(dst, local))
-            client = self.client(bound)
+            if resume is not None:
+                client = resume.client
+                bound = client.bound
+            else:
+                bound = self.pick(tree)
+                if bound is None:
+                    raise RouteError(502, self.no_route_message(dst, local))
+                client = self.client(bound)
             if not client.live and client.state is ADDR_PENDING:
                 if not await client.wait_ready(self.params.binding_timeout):
                     raise RouteError(503, f"exceeded {self.params.binding_timeout:g} seconds binding {dst.show}")
@@ -197,6 +214,8 @@ class Router:
         else:
             status = 0
         if status:  # answered by the router itself: only the server scope saw it
+            if resume is not None:
+                resume.abandon(trio.current_time())
             try:
                 return await self._respond_error(down, req, body, status, message, edge, rules)
             finally:
@@ -219,13 +238,16 @@ class Router:
             fields.append((b"Forwarded", self._forwarded(rules.forwarded, req, down, scheme)))
         service = self.policies.service(dst.show)
         timeout = service.total_timeout
+        if self.lane is not None and rules.lane is not None and resume is None and scheme is None:
+            if deadline is None and timeout is None:
+                req.lane_ok = self._lane_install(req, rules.lane, ctx, dst, tree, local)
         if deadline is not None or timeout is not None:
             now_ns = time.time_ns()
             ends = [d for d in ((deadline[1] if deadline else None), (now_ns + int(timeout * 1e9) if timeout else None)) if d is not None]
             tightest = min(ends)
             fields.append((b"l5d-ctx-deadline", format_deadline(now_ns, tightest)))
             timeout = max((tightest - now_ns) / 1e9, 0.0)
-        ex = Exchange(self, req, body, down, rules, client, service, target, fields)
+        ex = Exchange(self, req, body, down, rules, client, service, target, fields, resume)
         try:
             return await ex.run(timeout)
         finally:
@@ -265,6 +287,28 @@ class Router:
                 trace, router=self.label, name=method.lower(), start_us=end - dur, duration_us=dur,
                 tags={**tags, "l5d.dst.client": ex.client.id}, remote=(ep.host, ep.port) if ep else None,
             )
+
+    def _lane_install(self, req: Request, server: int, ctx: dict, dst: Path, tree: NameTree, local: Dtab) -> bool:
+        """Install this request's route in the lane under the key the lane computes for it."""
+        assert self.lane is not None
+        if req.has_body or req.expect_continue or self.lane_ident is None:
+            return False
+        leaves = flatten(tree)
+        if not leaves:
+            return False
+        ident = req.host if self.lane_ident == b"host" else h.get(req.headers, self.lane_ident)
+        if not ident:
+            return False
+        # The override values exactly as routing read them (after hop-by-hop and edge removal).
+        key = route_key(server, ident, ctx.get(h.CTX_DTAB, ()), ctx.get(h.DTAB, ()))
+        svc = self.stats.service(dst.show)
+        service = self.policies.service(dst.show)
+        branches = []
+        for weight, bound in leaves:
+            block = b"".join(b"%s: %s\r\n" % kv for kv in self._route_fields(dst, bound))
+            branches.append((weight, Branch(self, self.client(bound), svc, service), block))
+        ctx_block = b"l5d-ctx-dtab: %s\r\n" % local.show.encode("latin-1") if local.dentries else b""
+        return self.lane.install(key, branches, ctx_block)
 
     def _log_access(self, req: Request, down: Conn, status: int, length: int) -> None:
         try:
@@ -308,7 +352,7 @@ class Router:
                 raise RouteError(400, f"Maximum number of proxy hops exceeded or proxy loop detected (Via: {b', '.join(via).decode('latin-1')})")
         draw = self.rng.getrandbits(64) or 1
         if edge or not ctx:
-            return fields, _EMPTY_DTAB, TraceId.root(self.rng.getrandbits(64) or 1).child(draw), None, via_values
+            return fields, _EMPTY_DTAB, TraceId.root(self.rng.getrandbits(64) or 1).child(draw), None, via_values, ctx
         dtab_ctx = ctx.get(h.CTX_DTAB, ())
         dtab_user = ctx.get(h.DTAB, ())
         local = self.overrides.get(dtab_ctx, dtab_user) if (dtab_ctx or dtab_user) else _EMPTY_DTAB
@@ -321,7 +365,7 @@ class Router:
         if rate is not None:
             trace = trace.with_sampled(self.rng.random() < rate)
         deadline = parse_deadline(ctx.get(h.CTX_DEADLINE, ()))
-        return fields, local, trace, deadline, via_values
+        return fields, local, trace, deadline, via_values, ctx
 
     async def _respond_error(
         self, down: Conn, req: Request, body: Body, status: int, message: str, edge: bool, rules: ServerRules

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 import trio
 
@@ -28,6 +28,9 @@ from .errors import RemoteProtocolError
 from .http1 import Request, error_response
 from .router import Router, ServerRules
 from .stream import Body, Conn
+
+if TYPE_CHECKING:
+    from .lane import LaneDriver, Resume
 
 __all__ = ["Server"]
 
@@ -64,6 +67,9 @@ class Server:
         # idle connections: their cancel scope -> when they went idle (trio clock)
         self._idle: Dict[trio.CancelScope, float] = {}
         self._accepting = trio.CancelScope()
+        self._nursery: Optional[trio.Nursery] = None
+        self.lane: Optional["LaneDriver"] = None  # set (with lane_index) when this listener uses the lane
+        self.lane_index: Optional[int] = None
 
     @property
     def address(self) -> str:
@@ -90,12 +96,16 @@ class Server:
         async with trio.open_nursery() as nursery:
             # Connections live in this nursery; the accept loops in their own scope, which drain()
             # cancels, so stopping to accept never interrupts a request in flight.
+            self._nursery = nursery
             with self._accepting:
                 nursery.start_soon(self._sweep_idle)
                 task_status.started()
                 await trio.serve_listeners(self._connection, self.listeners, handler_nursery=nursery)
             for listener in self.listeners:
                 await listener.aclose()
+            # The lane may still hand connections over to this nursery until its last one ends.
+            while self.lane is not None and self.lane.connections(self.lane_index):
+                await trio.sleep(0.02)
 
     async def _sweep_idle(self) -> None:
         """Close connections idle for ``idle_timeout`` (runs in the accepting scope: stops with it)."""
@@ -113,16 +123,38 @@ class Server:
         self._accepting.cancel()
         for scope in list(self._idle):
             scope.cancel()
+        if self.lane is not None:
+            self.lane.drain(self.lane_index)
+
+    def held(self) -> int:
+        """Open client connections, in Python and in the lane."""
+        return self.connections + (self.lane.connections(self.lane_index) if self.lane is not None else 0)
+
+    def spawn(self, conn: Conn, resume: Optional["Resume"] = None) -> None:
+        """Serve a connection the lane handed over (with the exchange to continue, if any)."""
+        try:
+            assert self._nursery is not None
+            self._nursery.start_soon(self._run_connection, conn, resume)
+        except (AssertionError, RuntimeError):  # stopped meanwhile
+            if resume is not None:
+                resume.abandon(trio.current_time())
+            conn.close()
 
     async def _connection(self, stream: trio.SocketStream) -> None:
         conn = Conn(stream)
+        if self.lane is not None and not self.draining:
+            self.lane.adopt(conn, self.lane_index)  # type: ignore[arg-type]
+            return
+        await self._run_connection(conn)
+
+    async def _run_connection(self, conn: Conn, resume: Optional["Resume"] = None) -> None:
         self.connections += 1
         # One cancel scope per connection: the idle sweeper and drain() cancel it while the connection
         # is idle; its deadline is set only while a head arrives in pieces (the header timeout).
         scope = trio.CancelScope()
         try:
             with scope:
-                await self._serve_connection(conn, scope)
+                await self._serve_connection(conn, scope, resume)
             if scope.cancelled_caught and conn.buf and not self.draining:
                 await conn.send_all(error_response(408, "timed out reading the request head", True, 0, 0, False))
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
@@ -134,12 +166,17 @@ class Server:
             self.connections -= 1
             await conn.aclose()
 
-    async def _serve_connection(self, conn: Conn, scope: trio.CancelScope) -> None:
+    async def _serve_connection(self, conn: Conn, scope: trio.CancelScope, resume: Optional["Resume"] = None) -> None:
         router = self.router
         p = router.params
         limits = (p.max_line, p.max_head, p.max_headers)
         parse = _impl.parse_request_head
         idle = self._idle
+        if resume is not None:  # the lane sent this request; its exchange continues here
+            req = Request.from_kernel(parse(resume.head, *limits))
+            body = Body.of(conn, req, limits)
+            if not await router.handle(req, body, conn, self.rules, self.stats, resume) or not body.done:
+                return
         while not self.draining:
             if not conn.buf:
                 idle[scope] = trio.current_time()
@@ -173,3 +210,6 @@ class Server:
                 self.active -= 1
             if not keep or not body.done:
                 return
+            if req.lane_ok and self.lane is not None and not self.draining:
+                self.lane.adopt(conn, self.lane_index)  # type: ignore[arg-type]
+                return  # the lane serves this connection from here

@@ -53,6 +53,14 @@ class Conn:
         self.eof = False
         self.labels: Optional[dict] = None  # per-connection Forwarded labels, drawn on first use
 
+    @classmethod
+    def adopted(cls, fd: int, received: bytes = b"", eof: bool = False) -> "Conn":
+        """A connection handed over as a descriptor (by the lane) with the bytes it had received."""
+        conn = cls(_socket.socket(fileno=fd))
+        conn.buf += received
+        conn.eof = eof
+        return conn
+
     async def fill(self, max_bytes: int = PIECE) -> bool:
         """Receive more bytes into the buffer; False at end of stream."""
         if self.eof:

@@ -113,7 +113,7 @@ def test_deep_nesting_raises_instead_of_crashing():
 
 
 def test_exports_and_version():
-    assert set(pure.__all__) == {n for n in dir(native) if not n.startswith("_")}
+    assert set(pure.__all__) | {"Lane"} == {n for n in dir(native) if not n.startswith("_")}
     assert native.__version__ == __version__ == "0.1.0"
     assert native.DtabIndex.__module__ == "pyproxy._native"
 

@@ -6,6 +6,7 @@
 pub mod balance;
 pub mod h1;
 pub mod index;
+pub mod lane;
 pub mod parse;
 mod py;
 
@@ -26,5 +27,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py::parse_chunk_line, m)?)?;
     m.add_function(wrap_pyfunction!(py::parse_trailers, m)?)?;
     m.add_class::<py::Balancer>()?;
+    m.add_class::<py::Lane>()?;
     Ok(())
 }

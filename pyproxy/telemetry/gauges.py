@@ -1,6 +1,7 @@
 """Live gauges read off the running App when metrics are exported (no hook in the request path).
 
-Owns: ``rt/<r>/server/<ip>/<port>/{connections,pending}``, ``rt/<r>/client/<id>/{loadbalancer/size,
+Owns: ``lane/{routes,requests,handoffs,resumes,failed,installs}`` (the native data path),
+``rt/<r>/server/<ip>/<port>/{connections,pending}``, ``rt/<r>/client/<id>/{loadbalancer/size,
 loadbalancer/available,pending,connections}`` and ``process/{uptime_ms,rss_bytes,cpu_ms}``.
 
 The objects are read duck-typed with ``getattr`` defaults: the server, client and balancer classes
@@ -59,7 +60,8 @@ def app_collector(app: Any) -> Collector:
         yield ("process", "cpu_ms"), int((t.user + t.system) * 1000)
         for label, server in getattr(app, "servers", ()):
             base = ("rt", label, "server", server_id(server))
-            yield base + ("connections",), getattr(server, "connections", 0)
+            held = getattr(server, "held", None)
+            yield base + ("connections",), held() if held is not None else getattr(server, "connections", 0)
             yield base + ("pending",), getattr(server, "active", 0)
         for router in getattr(app, "routers", ()):
             for client in list(getattr(router, "clients", {}).values()):
@@ -73,5 +75,11 @@ def app_collector(app: Any) -> Collector:
                 yield base + ("pending",), pending
                 idle = sum(len(getattr(getattr(e, "pool", None), "idle", ())) for e in endpoints)
                 yield base + ("connections",), idle + pending
+
+        lane = getattr(app, "lane", None)
+        if lane is not None:
+            yield ("lane", "routes"), lane.native.routes()
+            for name, value in lane.counts.items():
+                yield ("lane", name), value
 
     return collect

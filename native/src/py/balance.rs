@@ -53,7 +53,7 @@ fn to_py_err(py: Python<'_>, e: Error, kind: &str) -> PyErr {
 
 /// The endpoints of one client and their load (the native twin of `pyproxy._pure.balance.Balancer`).
 #[pyclass(module = "pyproxy._native")]
-pub struct Balancer(balance::Balancer);
+pub struct Balancer(pub(crate) balance::Balancer);
 
 impl Balancer {
     fn ok<T>(py: Python<'_>, r: Result<T, Error>) -> PyResult<T> {

@@ -9,9 +9,11 @@ mod common;
 mod convert;
 mod dtab_index;
 mod h1;
+mod lane;
 mod read;
 
 pub use balance::Balancer;
 pub use dtab_index::DtabIndex;
+pub use lane::Lane;
 pub use h1::{parse_chunk_line, parse_request_head, parse_response_head, parse_trailers};
 pub use read::{read_dentry, read_dtab, read_path, read_prefix, read_tree};

@@ -1,0 +1,318 @@
+//! Heads as the lane forwards them: the rules of `pyproxy/headers.py` (`scan_request`),
+//! `pyproxy/router.py` (`_context`, the route key) and `pyproxy/exchange.py` (`_head`,
+//! `_response_fields`, `_relay`), for the requests the lane takes.
+//!
+//! [`scan_request`] says whether the lane may take a request at all; anything it declines (a body,
+//! a deadline, a loop, no identifier value, ...) goes to the Python path, which answers it exactly
+//! as it answers every request. The lane never writes an error response of its own.
+
+use crate::h1::{Field, Request, Response};
+
+/// Fields removed from every forwarded message (`pyproxy.headers.HOP_BY_HOP`).
+const HOP_BY_HOP: [&[u8]; 10] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
+    b"http2-settings",
+];
+/// What a client cannot nominate away in `Connection`.
+const NOT_NOMINABLE: [&[u8]; 4] = [b"host", b"content-length", b"transfer-encoding", b"via"];
+const DTAB: &[u8] = b"l5d-dtab";
+const CTX_DTAB: &[u8] = b"l5d-ctx-dtab";
+const CTX_TRACE: &[u8] = b"l5d-ctx-trace";
+const CTX_DEADLINE: &[u8] = b"l5d-ctx-deadline";
+const SAMPLE: &[u8] = b"l5d-sample";
+/// Context fields the router reads and re-writes itself (`pyproxy.headers.CONTEXT`).
+const CONTEXT: [&[u8]; 9] = [
+    DTAB,
+    CTX_DTAB,
+    CTX_TRACE,
+    CTX_DEADLINE,
+    SAMPLE,
+    b"l5d-reqid",
+    b"l5d-dst-service",
+    b"l5d-dst-client",
+    b"l5d-dst-residual",
+];
+
+/// What one listener's requests are held to (`ServerRules` and the router's identifier).
+#[derive(Clone, Debug)]
+pub struct ServerRules {
+    /// `clearContext`: every `l5d-*` field is dropped both ways.
+    pub edge: bool,
+    /// This router's `Via` entry (`1.1 pyproxy-<label>`).
+    pub via: Vec<u8>,
+    pub max_call_depth: usize,
+    /// The `io.l5d.header.token` header, lower case (`host` by default).
+    pub ident: Vec<u8>,
+    pub max_line: usize,
+    pub max_head: usize,
+    pub max_headers: usize,
+}
+
+fn eq(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len() && name.eq_ignore_ascii_case(lower)
+}
+
+fn any(name: &[u8], set: &[&[u8]]) -> bool {
+    set.iter().any(|s| eq(name, s))
+}
+
+/// `l5d-*` or `l5d_*` in any case (`pyproxy.headers.is_l5d`).
+pub fn is_l5d(name: &[u8]) -> bool {
+    name.len() > 4 && (eq(&name[..4], b"l5d-") || eq(&name[..4], b"l5d_"))
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let s = v.iter().position(|c| !matches!(c, b' ' | b'\t')).unwrap_or(v.len());
+    let e = v.iter().rposition(|c| !matches!(c, b' ' | b'\t')).map_or(s, |e| e + 1);
+    &v[s..e.max(s)]
+}
+
+/// A request the lane may forward: what to keep of it and where it goes.
+#[derive(Debug)]
+pub struct Scan<'a> {
+    /// The received fields to forward, in order.
+    pub kept: Vec<Field<'a>>,
+    /// The received `Via` values.
+    pub via: Vec<&'a [u8]>,
+    /// The route key (see [`route_key`]).
+    pub key: Vec<u8>,
+    /// The received `l5d-ctx-trace`, decoded.
+    pub parent: Option<super::trace::TraceId>,
+}
+
+/// The key a route is installed under: the server, the identifier's value and the override fields
+/// (`l5d-ctx-dtab` values, then `l5d-dtab` values, each joined by `\n`); the Python path builds
+/// the same bytes (`pyproxy.lane.route_key`).
+pub fn route_key(server: u16, ident: &[u8], ctx_dtab: &[&[u8]], dtab: &[&[u8]]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + ident.len());
+    key.extend_from_slice(&server.to_le_bytes());
+    key.extend_from_slice(ident);
+    for part in [ctx_dtab, dtab] {
+        key.push(0);
+        for (i, v) in part.iter().enumerate() {
+            if i > 0 {
+                key.push(b'\n');
+            }
+            key.extend_from_slice(v);
+        }
+    }
+    key
+}
+
+/// Whether the lane takes `req` on a listener with `rules` (None: the Python path serves it).
+pub fn scan_request<'a>(req: &Request<'a>, server: u16, rules: &ServerRules) -> Option<Scan<'a>> {
+    // No body (nothing to stream or replay), origin form, nothing to continue.
+    if req.content_length > 0 || req.chunked || req.expect_continue || req.target.first() != Some(&b'/') {
+        return None;
+    }
+    let edge = rules.edge;
+    let plain = req
+        .connection
+        .iter()
+        .all(|t| eq(t, b"close") || eq(t, b"keep-alive"));
+    let nominated = |name: &[u8]| {
+        !plain
+            && req.connection.iter().any(|t| {
+                eq(name, t)
+                    && !any(t, &NOT_NOMINABLE)
+                    && !(edge && is_l5d(t))
+            })
+    };
+    let mut kept = Vec::with_capacity(req.fields.len());
+    let mut via = Vec::new();
+    let mut ctx_dtab: Vec<&[u8]> = Vec::new();
+    let mut dtab: Vec<&[u8]> = Vec::new();
+    let mut trace: Option<&[u8]> = None;
+    for f in &req.fields {
+        let name = f.name;
+        if any(name, &HOP_BY_HOP) || nominated(name) {
+            continue;
+        }
+        if is_l5d(name) {
+            if edge {
+                continue;
+            }
+            if any(name, &CONTEXT) {
+                if eq(name, CTX_DEADLINE) || eq(name, SAMPLE) {
+                    return None; // deadlines and sampling: the Python path
+                } else if eq(name, DTAB) {
+                    dtab.push(f.value);
+                } else if eq(name, CTX_DTAB) {
+                    ctx_dtab.push(f.value);
+                } else if eq(name, CTX_TRACE) {
+                    trace = trace.or(Some(f.value));
+                }
+                continue;
+            }
+        } else if eq(name, b"via") {
+            via.push(f.value);
+            continue;
+        } else if eq(name, b"content-length") {
+            continue; // written once, canonically, after the added fields
+        }
+        kept.push(*f);
+    }
+    // Loop and depth: the Python path answers 400.
+    let mut hops = 0;
+    for v in &via {
+        for e in v.split(|&c| c == b',').map(trim).filter(|e| !e.is_empty()) {
+            hops += 1;
+            if e == rules.via.as_slice() {
+                return None;
+            }
+        }
+    }
+    if hops > rules.max_call_depth {
+        return None;
+    }
+    let ident = if rules.ident == b"host" {
+        req.host
+    } else {
+        req.fields.iter().find(|f| eq(f.name, &rules.ident)).map(|f| f.value)
+    }
+    .filter(|v| !v.is_empty())?;
+    let parent = match trace {
+        None => None,
+        // A value the Python path would not decode the same way goes there.
+        Some(t) => Some(super::trace::TraceId::from_header(t)?),
+    };
+    Some(Scan {
+        kept,
+        via,
+        key: route_key(server, ident, &ctx_dtab, &dtab),
+        parent,
+    })
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn via_value(out: &mut Vec<u8>, received: &[&[u8]], ours: &[u8]) {
+    out.extend_from_slice(b"Via: ");
+    for v in received {
+        out.extend_from_slice(v);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(ours);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The request head sent upstream: the start line, the kept fields, `Via`, the route's
+/// `l5d-dst-*` block, trace and request id, the override block, and the framing field.
+pub fn request_head(req: &Request<'_>, scan: &Scan<'_>, rules: &ServerRules, route: &[u8], trace: &[u8], reqid: &[u8], ctx: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + req.head_len + route.len() + ctx.len());
+    out.extend_from_slice(req.method);
+    out.push(b' ');
+    out.extend_from_slice(req.target);
+    out.extend_from_slice(if req.minor == 0 { b" HTTP/1.0\r\n" } else { b" HTTP/1.1\r\n" });
+    for f in &scan.kept {
+        field(&mut out, f.name, f.value);
+    }
+    via_value(&mut out, &scan.via, &rules.via);
+    out.extend_from_slice(route);
+    field(&mut out, b"l5d-ctx-trace", trace);
+    field(&mut out, b"l5d-reqid", reqid);
+    out.extend_from_slice(ctx);
+    if req.content_length == 0 {
+        out.extend_from_slice(b"Content-Length: 0\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// How the lane relays a response body.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Body {
+    /// No body (HEAD, 204, 304).
+    None,
+    /// Exactly this many bytes.
+    Fixed(u64),
+}
+
+/// The downstream response head and its body, or None when the Python path must take the response
+/// over (5xx and interim responses go to classification and retries; chunked and close-delimited
+/// bodies, and at an edge a response carrying `l5d-err`, to the full relay).
+pub fn response_head(
+    resp: &Response<'_>,
+    head_request: bool,
+    keep_down: bool,
+    req_minor: u8,
+    rules: &ServerRules,
+) -> Option<(Vec<u8>, Body)> {
+    let status = resp.status;
+    if !(200..500).contains(&status) {
+        return None;
+    }
+    if rules.edge && resp.fields.iter().any(|f| eq(f.name, b"l5d-err")) {
+        return None;
+    }
+    let body = if head_request || status == 204 || status == 304 {
+        Body::None
+    } else if resp.content_length >= 0 {
+        Body::Fixed(resp.content_length as u64)
+    } else {
+        return None;
+    };
+    let tokens: Vec<Vec<u8>> = resp.connection.iter().map(|t| t.to_ascii_lowercase()).collect();
+    let nominated = |name: &[u8]| {
+        tokens.iter().any(|t| {
+            !matches!(t.as_slice(), b"close" | b"keep-alive" | b"content-length" | b"via") && eq(name, t)
+        })
+    };
+    let mut out = Vec::with_capacity(128 + resp.head_len);
+    out.extend_from_slice(if req_minor == 0 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(resp.reason);
+    out.extend_from_slice(b"\r\n");
+    let mut via: Vec<&[u8]> = Vec::new();
+    for f in &resp.fields {
+        let name = f.name;
+        if any(name, &HOP_BY_HOP) || nominated(name) || eq(name, b"content-length") {
+            continue;
+        }
+        if eq(name, b"via") {
+            via.push(f.value);
+            continue;
+        }
+        if rules.edge && is_l5d(name) {
+            continue;
+        }
+        field(&mut out, name, f.value);
+    }
+    via_value(&mut out, &via, &rules.via);
+    if resp.content_length >= 0 {
+        field(&mut out, b"Content-Length", resp.content_length.to_string().as_bytes());
+    }
+    if !keep_down {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Some((out, body))
+}
+
+/// Whether the upstream may carry another request after this response (`Response.keep_alive`).
+pub fn response_keep_alive(resp: &Response<'_>) -> bool {
+    if resp.minor == 0 {
+        resp.connection.iter().any(|t| eq(t, b"keep-alive"))
+    } else {
+        !resp.connection.iter().any(|t| eq(t, b"close"))
+    }
+}
+
+/// Whether the client allows another request (`Request.keep_alive`; HTTP/1.0: never).
+pub fn request_keep_alive(req: &Request<'_>) -> bool {
+    req.minor == 1 && !req.connection.iter().any(|t| eq(t, b"close"))
+}

@@ -1,0 +1,91 @@
+//! The lane's header rules against hand-written expectations (the black-box tests in
+//! `tests/test_lane.py` compare the lane with the Python path on real sockets).
+
+use super::head::{request_head, response_head, route_key, scan_request, Body, ServerRules};
+use crate::h1;
+
+fn rules(edge: bool) -> ServerRules {
+    ServerRules {
+        edge,
+        via: b"1.1 pyproxy-r".to_vec(),
+        max_call_depth: 3,
+        ident: b"host".to_vec(),
+        max_line: 4096,
+        max_head: 8192,
+        max_headers: 100,
+    }
+}
+
+fn req(text: &[u8]) -> h1::Request<'_> {
+    h1::parse_request_head(text, 4096, 8192, 100).unwrap().unwrap()
+}
+
+#[test]
+fn a_plain_request_is_rewritten_like_the_python_path() {
+    let text = b"GET /a HTTP/1.1\r\nHost: web\r\nConnection: x-gone, keep-alive\r\nX-Gone: 1\r\nVia: 1.1 other\r\nl5d-reqid: 5\r\nAccept: */*\r\nContent-Length: 0\r\n\r\n";
+    let r = req(text);
+    let scan = scan_request(&r, 7, &rules(false)).unwrap();
+    assert_eq!(scan.key, route_key(7, b"web", &[], &[]));
+    let head = request_head(&r, &scan, &rules(false), b"l5d-dst-service: /svc/web\r\n", b"T", b"R", b"");
+    assert_eq!(
+        head,
+        b"GET /a HTTP/1.1\r\nHost: web\r\nAccept: */*\r\nVia: 1.1 other, 1.1 pyproxy-r\r\nl5d-dst-service: /svc/web\r\nl5d-ctx-trace: T\r\nl5d-reqid: R\r\nContent-Length: 0\r\n\r\n".to_vec()
+    );
+}
+
+#[test]
+fn overrides_are_part_of_the_key_except_at_an_edge() {
+    let text = b"GET / HTTP/1.1\r\nHost: web\r\nl5d-dtab: /a=>/b\r\nL5D-CTX-DTAB: /c=>/d\r\nl5d-dtab: /e=>/f\r\n\r\n";
+    let r = req(text);
+    let inner = scan_request(&r, 1, &rules(false)).unwrap();
+    assert_eq!(inner.key, route_key(1, b"web", &[b"/c=>/d"], &[b"/a=>/b", b"/e=>/f"]));
+    let edge = scan_request(&r, 1, &rules(true)).unwrap();
+    assert_eq!(edge.key, route_key(1, b"web", &[], &[]));
+    assert!(edge.kept.iter().all(|f| !f.name.starts_with(b"l5d") && !f.name.starts_with(b"L5D")));
+}
+
+#[test]
+fn what_the_lane_declines() {
+    for text in [
+        &b"POST / HTTP/1.1\r\nHost: web\r\nContent-Length: 3\r\n\r\nabc"[..],
+        b"POST / HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web\r\nl5d-ctx-deadline: 1 2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web\r\nl5d-sample: 0.5\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web\r\nVia: 1.1 pyproxy-r\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web\r\nVia: a, b\r\nVia: c, d\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web\r\nl5d-ctx-trace: not base64\r\n\r\n",
+        b"GET http://web/ HTTP/1.1\r\nHost: web\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+    ] {
+        assert!(scan_request(&req(text), 0, &rules(false)).is_none(), "{}", String::from_utf8_lossy(text));
+    }
+}
+
+fn resp(text: &[u8]) -> h1::Response<'_> {
+    h1::parse_response_head(text, 8192, 100).unwrap().unwrap()
+}
+
+#[test]
+fn responses_the_lane_relays_and_those_it_hands_over() {
+    let r = resp(b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nContent-Length: 2\r\nl5d-success-class: 1.0\r\nVia: 1.0 a\r\n\r\nok");
+    let (head, body) = response_head(&r, false, true, 1, &rules(true)).unwrap();
+    assert_eq!(body, Body::Fixed(2));
+    assert_eq!(head, b"HTTP/1.1 200 OK\r\nVia: 1.0 a, 1.1 pyproxy-r\r\nContent-Length: 2\r\n\r\n".to_vec());
+    let (head, body) = response_head(&r, true, false, 0, &rules(false)).unwrap();
+    assert_eq!(body, Body::None);
+    assert_eq!(
+        head,
+        b"HTTP/1.0 200 OK\r\nl5d-success-class: 1.0\r\nVia: 1.0 a, 1.1 pyproxy-r\r\nContent-Length: 2\r\nConnection: close\r\n\r\n".to_vec()
+    );
+    for text in [
+        &b"HTTP/1.1 503 Unavailable\r\nContent-Length: 0\r\n\r\n"[..],
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n\r\n",
+    ] {
+        assert!(response_head(&resp(text), false, true, 1, &rules(false)).is_none());
+    }
+    let err = resp(b"HTTP/1.1 404 Not Found\r\nl5d-err: x\r\nContent-Length: 0\r\n\r\n");
+    assert!(response_head(&err, false, true, 1, &rules(true)).is_none());
+    assert!(response_head(&err, false, true, 1, &rules(false)).is_some());
+}

@@ -1,0 +1,831 @@
+//! `Lane`: the event loop of the native data path (see [`crate::lane`]), for `pyproxy/lane.py`.
+//!
+//! One `mio::Poll` holds every connection the lane owns; trio waits on its descriptor and calls
+//! [`Lane::poll`] with the loop's clock when it is readable. A call does all the I/O that is ready,
+//! without blocking, and returns the events Python must act on, as tuples:
+//!
+//! * `(0, server, fd, received)`: a request the lane declines; Python serves the connection.
+//! * `(1, ctx, server, slot, started, head_at, ended, status)`: a request the lane completed.
+//! * `(2, ctx, server, slot, started, down_fd, down_buf, request_head, up_fd, up_buf, up_eof)`:
+//!   a response the lane will not relay; Python continues that exchange.
+//! * `(3, ctx, server, slot, started, ended)`: the upstream could not be reached (nothing was
+//!   received by it); a `0` event with the request follows so Python can requeue it.
+//! * `(4, ctx, server, slot, started, ended)`: an exchange abandoned (the client went away).
+//!
+//! `ctx` is the object Python installed with the route's branch; `slot` is the endpoint's slot in
+//! that branch's balancer. Times are the caller's clock (`now` of the call that saw the event).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::Duration;
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+use pyo3::BoundObject;
+
+use super::balance::Balancer;
+use crate::h1;
+use crate::lane::head::{self, Body, ServerRules};
+use crate::lane::trace::{Draws, TraceId};
+use crate::lane::{adopt_fd, read_some, release_fd, write_some, Pools};
+
+const HANDOFF: u8 = 0;
+const DONE: u8 = 1;
+const RESUME: u8 = 2;
+const FAILED: u8 = 3;
+const ABANDON: u8 = 4;
+
+/// Stop reading an upstream body while this much is waiting to be written downstream.
+const HIGH_WATER: usize = 1 << 20;
+/// Pipelined bytes read ahead while a request is in flight.
+const READ_AHEAD: usize = 1 << 20;
+
+struct Branch {
+    weight: f64,
+    ctx: Py<PyAny>,
+    balancer: Py<Balancer>,
+    endpoints: HashMap<i64, SocketAddr>,
+    block: Vec<u8>,
+}
+
+struct Route {
+    branches: Vec<Branch>,
+    total: f64,
+    ctx_block: Vec<u8>,
+}
+
+struct Server {
+    rules: ServerRules,
+    idle_timeout: f64,
+    header_timeout: f64,
+    timeout_response: Vec<u8>,
+    draining: bool,
+    count: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Up {
+    Connecting,
+    Sending,
+    Head,
+    Body(u64),
+}
+
+struct Exchange {
+    sock: TcpStream,
+    addr: SocketAddr,
+    pooled: bool,
+    resent: bool,
+    state: Up,
+    fwd: Vec<u8>,
+    fwd_pos: usize,
+    buf: Vec<u8>,
+    eof: bool,
+    raw: Vec<u8>,
+    route: Rc<Route>,
+    branch: usize,
+    slot: i64,
+    started: f64,
+    head_at: f64,
+    status: u16,
+    keep_down: bool,
+    up_keep: bool,
+    head_request: bool,
+    req_minor: u8,
+}
+
+struct Down {
+    sock: TcpStream,
+    server: usize,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    out_pos: usize,
+    eof: bool,
+    close_after: bool,
+    since: f64,
+    head_since: Option<f64>,
+    ex: Option<Box<Exchange>>,
+}
+
+/// What became of a connection after an event (the caller owns it and carries this out).
+enum Fate {
+    Keep,
+    Close,
+    /// Hand the connection to Python with the bytes it sent (a declined request).
+    Handoff,
+    /// Hand the connection and this exchange to Python (a response the lane will not relay).
+    Resume(Box<Exchange>),
+}
+
+struct Core {
+    poll: Poll,
+    routes: HashMap<Vec<u8>, Rc<Route>>,
+    pools: Pools,
+    draws: Draws,
+    servers: Vec<Server>,
+    out: Vec<Py<PyAny>>,
+    now: f64,
+}
+
+fn down_token(i: usize) -> Token {
+    Token(2 * i)
+}
+
+fn up_token(i: usize) -> Token {
+    Token(2 * i + 1)
+}
+
+fn os_err(e: std::io::Error) -> PyErr {
+    PyOSError::new_err(e.to_string())
+}
+
+impl Core {
+    fn emit<'py, T: IntoPyObject<'py>>(&mut self, py: Python<'py>, event: T) {
+        if let Ok(obj) = event.into_pyobject(py) {
+            self.out.push(obj.into_any().into_bound().unbind());
+        }
+    }
+
+    fn ctx(&self, py: Python<'_>, ex: &Exchange) -> Py<PyAny> {
+        ex.route.branches[ex.branch].ctx.clone_ref(py)
+    }
+
+    /// The connection goes to Python with everything it sent that was not consumed.
+    fn handoff(&mut self, py: Python<'_>, d: Down) {
+        let Down { mut sock, server, buf, .. } = d;
+        let _ = self.poll.registry().deregister(&mut sock);
+        self.servers[server].count -= 1;
+        let fd = release_fd(sock);
+        self.emit(py, (HANDOFF, server, fd, PyBytes::new(py, &buf)));
+    }
+
+    /// The connection and its exchange go to Python, which continues the exchange.
+    fn resume(&mut self, py: Python<'_>, d: Down, ex: Box<Exchange>) {
+        let Down { sock: mut down, server, buf: down_buf, .. } = d;
+        let _ = self.poll.registry().deregister(&mut down);
+        self.servers[server].count -= 1;
+        let ctx = self.ctx(py, &ex);
+        let Exchange { sock: up, buf, raw, eof, slot, started, .. } = *ex;
+        let event = (
+            RESUME,
+            ctx,
+            server,
+            slot,
+            started,
+            release_fd(down),
+            PyBytes::new(py, &down_buf),
+            PyBytes::new(py, &raw),
+            release_fd(up),
+            PyBytes::new(py, &buf),
+            eof,
+        );
+        self.emit(py, event);
+    }
+
+    /// Closes a connection (and its exchange, reported as abandoned or done).
+    fn close(&mut self, py: Python<'_>, mut d: Down) {
+        let _ = self.poll.registry().deregister(&mut d.sock);
+        self.servers[d.server].count -= 1;
+        if let Some(mut ex) = d.ex.take() {
+            let _ = self.poll.registry().deregister(&mut ex.sock);
+            let ctx = self.ctx(py, &ex);
+            if ex.head_at > 0.0 {
+                let e = (DONE, ctx, d.server, ex.slot, ex.started, ex.head_at, self.now, ex.status);
+                self.emit(py, e);
+            } else {
+                self.emit(py, (ABANDON, ctx, d.server, ex.slot, ex.started, self.now));
+            }
+        }
+    }
+
+    fn flush(&mut self, d: &mut Down) -> std::io::Result<bool> {
+        if d.out_pos >= d.out.len() {
+            return Ok(true);
+        }
+        let done = write_some(&mut d.sock, &d.out, &mut d.out_pos)?;
+        if done {
+            d.out.clear();
+            d.out_pos = 0;
+        } else if d.out_pos > (1 << 16) {
+            d.out.drain(..d.out_pos);
+            d.out_pos = 0;
+        }
+        Ok(done)
+    }
+
+    fn pending_out(d: &Down) -> usize {
+        d.out.len() - d.out_pos
+    }
+
+    /// Downstream readiness: write what waits, read what came, then move the connection on.
+    fn on_down(&mut self, py: Python<'_>, i: usize, d: &mut Down) -> Fate {
+        if self.flush(d).is_err() {
+            return Fate::Close;
+        }
+        let rules = &self.servers[d.server].rules;
+        let limit = if d.ex.is_some() {
+            READ_AHEAD
+        } else {
+            rules.max_head.max(1 << 16) + (1 << 16)
+        };
+        if !d.eof && d.buf.len() < limit {
+            match read_some(&mut d.sock, &mut d.buf, limit) {
+                Ok((_, eof)) => d.eof |= eof,
+                Err(_) => return Fate::Close,
+            }
+        }
+        if let Some(ex) = d.ex.as_ref() {
+            // A body paused for backpressure moves on once the client has taken enough.
+            if matches!(ex.state, Up::Body(_)) && Self::pending_out(d) < HIGH_WATER {
+                return self.on_up(py, i, d);
+            }
+            return Fate::Keep;
+        }
+        self.advance(py, i, d)
+    }
+
+    /// A connection without an exchange: close, wait, hand over, or start the next request.
+    fn advance(&mut self, py: Python<'_>, i: usize, d: &mut Down) -> Fate {
+        if d.ex.is_some() {
+            return Fate::Keep;
+        }
+        if Self::pending_out(d) > 0 {
+            return Fate::Keep; // the previous response first
+        }
+        if d.close_after {
+            return Fate::Close;
+        }
+        if d.buf.is_empty() {
+            if d.eof {
+                return Fate::Close;
+            }
+            d.since = self.now;
+            d.head_since = None;
+            return Fate::Keep;
+        }
+        let server = &self.servers[d.server];
+        if server.draining {
+            return Fate::Close;
+        }
+        let rules = &server.rules;
+        let parsed = h1::parse_request_head(&d.buf, rules.max_line, rules.max_head, rules.max_headers);
+        let req = match parsed {
+            Err(_) => return Fate::Handoff, // Python answers the framing error
+            Ok(None) => {
+                if d.eof {
+                    return Fate::Handoff;
+                }
+                d.head_since.get_or_insert(self.now);
+                return Fate::Keep;
+            }
+            Ok(Some(req)) => req,
+        };
+        let Some(scan) = head::scan_request(&req, d.server as u16, rules) else {
+            return Fate::Handoff;
+        };
+        let Some(route) = self.routes.get(&scan.key).cloned() else {
+            return Fate::Handoff;
+        };
+        let branch = if route.branches.len() == 1 {
+            0
+        } else if route.total <= 0.0 {
+            ((self.draws.unit() * route.branches.len() as f64) as usize).min(route.branches.len() - 1)
+        } else {
+            let mut x = self.draws.unit() * route.total;
+            let mut k = route.branches.len() - 1;
+            for (j, b) in route.branches.iter().enumerate() {
+                x -= b.weight;
+                if x < 0.0 {
+                    k = j;
+                    break;
+                }
+            }
+            k
+        };
+        let b = &route.branches[branch];
+        let draw = self.draws.next();
+        let slot = match b.balancer.bind(py).try_borrow_mut() {
+            Ok(mut bal) => bal.0.pick(self.now, draw).unwrap_or(-1),
+            Err(_) => -1,
+        };
+        if slot < 0 {
+            return Fate::Handoff; // no endpoint now: Python answers
+        }
+        let Some(&addr) = b.endpoints.get(&slot) else {
+            // The client's endpoints changed under this route: end the pick, let Python route.
+            let ctx = b.ctx.clone_ref(py);
+            self.emit(py, (ABANDON, ctx, d.server, slot, self.now, self.now));
+            return Fate::Handoff;
+        };
+        let parent = scan.parent.unwrap_or_else(|| TraceId::root(self.draws.id()));
+        let trace = parent.child(self.draws.id());
+        let rules = &self.servers[d.server].rules;
+        let fwd = head::request_head(&req, &scan, rules, &b.block, &trace.header(), &trace.reqid(), &route.ctx_block);
+        let keep_down = head::request_keep_alive(&req);
+        let head_request = req.method == b"HEAD";
+        let req_minor = req.minor;
+        let head_len = req.head_len;
+        drop(scan);
+        drop(req);
+        let raw: Vec<u8> = d.buf.drain(..head_len).collect();
+        d.head_since = None;
+        let (sock, pooled, state) = match self.pools.take(addr, self.now) {
+            Some(sock) => (sock, true, Up::Sending),
+            None => match TcpStream::connect(addr) {
+                Ok(sock) => {
+                    let _ = sock.set_nodelay(true);
+                    (sock, false, Up::Connecting)
+                }
+                Err(_) => {
+                    let ctx = route.branches[branch].ctx.clone_ref(py);
+                    self.emit(py, (FAILED, ctx, d.server, slot, self.now, self.now));
+                    d.buf.splice(0..0, raw);
+                    return Fate::Handoff;
+                }
+            },
+        };
+        d.ex = Some(Box::new(Exchange {
+            sock,
+            addr,
+            pooled,
+            resent: false,
+            state,
+            fwd,
+            fwd_pos: 0,
+            buf: Vec::new(),
+            eof: false,
+            raw,
+            route,
+            branch,
+            slot,
+            started: self.now,
+            head_at: 0.0,
+            status: 0,
+            keep_down,
+            up_keep: false,
+            head_request,
+            req_minor,
+        }));
+        let ex = d.ex.as_mut().map(|ex| &mut ex.sock);
+        if let Some(sock) = ex {
+            if self
+                .poll
+                .registry()
+                .register(sock, up_token(i), Interest::READABLE | Interest::WRITABLE)
+                .is_err()
+            {
+                return self.connect_failed(py, d);
+            }
+        }
+        self.on_up(py, i, d)
+    }
+
+    /// Nothing reached the upstream: report it, and give the request back to Python (it requeues).
+    fn connect_failed(&mut self, py: Python<'_>, d: &mut Down) -> Fate {
+        let Some(mut ex) = d.ex.take() else {
+            return Fate::Close;
+        };
+        let _ = self.poll.registry().deregister(&mut ex.sock);
+        let ctx = self.ctx(py, &ex);
+        self.emit(py, (FAILED, ctx, d.server, ex.slot, ex.started, self.now));
+        let raw = std::mem::take(&mut ex.raw);
+        d.buf.splice(0..0, raw);
+        Fate::Handoff
+    }
+
+    /// A pooled connection turned out closed before answering: send once more on a new one.
+    fn resend(&mut self, py: Python<'_>, i: usize, d: &mut Down) -> Fate {
+        let Some(ex) = d.ex.as_mut() else {
+            return Fate::Close;
+        };
+        let _ = self.poll.registry().deregister(&mut ex.sock);
+        match TcpStream::connect(ex.addr) {
+            Ok(sock) => {
+                let _ = sock.set_nodelay(true);
+                ex.sock = sock;
+            }
+            Err(_) => return self.connect_failed(py, d),
+        }
+        ex.pooled = false;
+        ex.resent = true;
+        ex.state = Up::Connecting;
+        ex.fwd_pos = 0;
+        ex.buf.clear();
+        ex.eof = false;
+        if self
+            .poll
+            .registry()
+            .register(&mut ex.sock, up_token(i), Interest::READABLE | Interest::WRITABLE)
+            .is_err()
+        {
+            return self.connect_failed(py, d);
+        }
+        self.on_up(py, i, d)
+    }
+
+    /// Python continues the exchange from here (a response the lane does not relay itself).
+    fn give_up(&mut self, d: &mut Down) -> Fate {
+        match d.ex.take() {
+            Some(mut ex) => {
+                let _ = self.poll.registry().deregister(&mut ex.sock);
+                Fate::Resume(ex)
+            }
+            None => Fate::Close,
+        }
+    }
+
+    /// Upstream progress: connect, send the head, read and judge the response head, relay the body.
+    fn on_up(&mut self, py: Python<'_>, i: usize, d: &mut Down) -> Fate {
+        loop {
+            let Some(ex) = d.ex.as_mut() else {
+                return self.advance(py, i, d);
+            };
+            match ex.state {
+                Up::Connecting => {
+                    match ex.sock.take_error() {
+                        Ok(None) => {}
+                        _ => return self.connect_failed(py, d),
+                    }
+                    match ex.sock.peer_addr() {
+                        Ok(_) => ex.state = Up::Sending,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return Fate::Keep,
+                        Err(_) => return self.connect_failed(py, d),
+                    }
+                }
+                Up::Sending => match write_some(&mut ex.sock, &ex.fwd, &mut ex.fwd_pos) {
+                    Ok(true) => ex.state = Up::Head,
+                    Ok(false) => return Fate::Keep,
+                    Err(_) => {
+                        if ex.pooled && !ex.resent {
+                            return self.resend(py, i, d);
+                        }
+                        return self.connect_failed(py, d);
+                    }
+                },
+                Up::Head => {
+                    let max_head = self.servers[d.server].rules.max_head;
+                    let max_headers = self.servers[d.server].rules.max_headers;
+                    if !ex.eof {
+                        match read_some(&mut ex.sock, &mut ex.buf, max_head + (1 << 16)) {
+                            Ok((_, eof)) => ex.eof = eof,
+                            Err(_) => ex.eof = true,
+                        }
+                    }
+                    let parsed = h1::parse_response_head(&ex.buf, max_head, max_headers);
+                    let resp = match parsed {
+                        Err(_) => return self.give_up(d),
+                        Ok(None) => {
+                            if !ex.eof {
+                                return Fate::Keep;
+                            }
+                            if ex.pooled && !ex.resent && ex.buf.is_empty() {
+                                return self.resend(py, i, d);
+                            }
+                            return self.give_up(d);
+                        }
+                        Ok(Some(resp)) => resp,
+                    };
+                    let rules = &self.servers[d.server].rules;
+                    let Some((head_bytes, body)) =
+                        head::response_head(&resp, ex.head_request, ex.keep_down, ex.req_minor, rules)
+                    else {
+                        return self.give_up(d);
+                    };
+                    ex.status = resp.status;
+                    ex.up_keep = head::response_keep_alive(&resp);
+                    let head_len = resp.head_len;
+                    drop(resp);
+                    ex.head_at = self.now;
+                    ex.buf.drain(..head_len);
+                    d.out.extend_from_slice(&head_bytes);
+                    let remaining = match body {
+                        Body::None => 0,
+                        Body::Fixed(n) => n,
+                    };
+                    ex.state = Up::Body(remaining);
+                }
+                Up::Body(remaining) => {
+                    let take = (remaining.min(ex.buf.len() as u64)) as usize;
+                    if take > 0 {
+                        d.out.extend_from_slice(&ex.buf[..take]);
+                        ex.buf.drain(..take);
+                    }
+                    let remaining = remaining - take as u64;
+                    ex.state = Up::Body(remaining);
+                    if remaining == 0 {
+                        return self.finish(py, i, d, false);
+                    }
+                    if self.flush(d).is_err() {
+                        return Fate::Close;
+                    }
+                    if Self::pending_out(d) >= HIGH_WATER {
+                        return Fate::Keep; // resumes when the client drains (on_down)
+                    }
+                    let Some(ex) = d.ex.as_mut() else {
+                        return Fate::Close;
+                    };
+                    if ex.eof {
+                        return self.finish(py, i, d, true);
+                    }
+                    let want = (remaining.min(1 << 18)) as usize;
+                    match read_some(&mut ex.sock, &mut ex.buf, want) {
+                        Ok((0, false)) => return Fate::Keep,
+                        Ok((_, eof)) => ex.eof |= eof,
+                        Err(_) => ex.eof = true,
+                    }
+                }
+            }
+        }
+    }
+
+    /// The response is relayed (or cut short: `truncated`); pool the upstream, report, go on.
+    fn finish(&mut self, py: Python<'_>, i: usize, d: &mut Down, truncated: bool) -> Fate {
+        let Some(ex) = d.ex.take() else {
+            return Fate::Close;
+        };
+        let mut ex = *ex;
+        let _ = self.poll.registry().deregister(&mut ex.sock);
+        if !truncated && ex.up_keep && ex.buf.is_empty() && !ex.eof {
+            self.pools.put(ex.addr, ex.sock, self.now);
+        }
+        let ctx = ex.route.branches[ex.branch].ctx.clone_ref(py);
+        let e = (DONE, ctx, d.server, ex.slot, ex.started, ex.head_at, self.now, ex.status);
+        self.emit(py, e);
+        if truncated || !ex.keep_down || self.servers[d.server].draining {
+            d.close_after = true;
+        }
+        if self.flush(d).is_err() {
+            return Fate::Close;
+        }
+        self.advance(py, i, d)
+    }
+}
+
+/// The native data path's event loop (one per process; see the module documentation).
+#[pyclass(module = "pyproxy._native", unsendable)]
+pub struct Lane {
+    core: Core,
+    conns: Vec<Option<Down>>,
+    free: Vec<usize>,
+    events: Events,
+}
+
+impl Lane {
+    fn take_out<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let out = std::mem::take(&mut self.core.out);
+        PyList::new(py, out)
+    }
+
+    fn settle(&mut self, py: Python<'_>, i: usize, d: Down, fate: Fate) {
+        match fate {
+            Fate::Keep => self.conns[i] = Some(d),
+            Fate::Close => {
+                self.core.close(py, d);
+                self.free.push(i);
+            }
+            Fate::Handoff => {
+                self.core.handoff(py, d);
+                self.free.push(i);
+            }
+            Fate::Resume(ex) => {
+                self.core.resume(py, d, ex);
+                self.free.push(i);
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Lane {
+    #[new]
+    fn new(seed: u64) -> PyResult<Self> {
+        Ok(Lane {
+            core: Core {
+                poll: Poll::new().map_err(os_err)?,
+                routes: HashMap::new(),
+                pools: Pools::default(),
+                draws: Draws::new(seed),
+                servers: Vec::new(),
+                out: Vec::new(),
+                now: 0.0,
+            },
+            conns: Vec::new(),
+            free: Vec::new(),
+            events: Events::with_capacity(1024),
+        })
+    }
+
+    /// Registers a listener's rules; returns its index (the `server` of events and keys).
+    #[allow(clippy::too_many_arguments)]
+    fn add_server(
+        &mut self,
+        edge: bool,
+        via: Vec<u8>,
+        max_call_depth: usize,
+        ident: Vec<u8>,
+        max_line: usize,
+        max_head: usize,
+        max_headers: usize,
+        idle_timeout: f64,
+        header_timeout: f64,
+        timeout_response: Vec<u8>,
+    ) -> usize {
+        self.core.servers.push(Server {
+            rules: ServerRules {
+                edge,
+                via,
+                max_call_depth,
+                ident: ident.to_ascii_lowercase(),
+                max_line,
+                max_head,
+                max_headers,
+            },
+            idle_timeout,
+            header_timeout,
+            timeout_response,
+            draining: false,
+            count: 0,
+        });
+        self.core.servers.len() - 1
+    }
+
+    /// The descriptor trio waits on (readable: something is ready).
+    fn fileno(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.core.poll.as_raw_fd()
+    }
+
+    /// Installs a route: `branches` are `(weight, ctx, balancer, endpoints, block)` with
+    /// `endpoints` a list of `(slot, ip, port)`; False when an address is not an IP literal.
+    fn install(
+        &mut self,
+        key: Vec<u8>,
+        branches: Vec<(f64, Py<PyAny>, Py<Balancer>, Vec<(i64, String, u16)>, Vec<u8>)>,
+        ctx_block: Vec<u8>,
+    ) -> bool {
+        let mut out = Vec::with_capacity(branches.len());
+        let mut total = 0.0;
+        for (weight, ctx, balancer, endpoints, block) in branches {
+            let mut map = HashMap::with_capacity(endpoints.len());
+            for (slot, ip, port) in endpoints {
+                let Ok(ip) = ip.parse::<IpAddr>() else {
+                    return false;
+                };
+                map.insert(slot, SocketAddr::new(ip, port));
+            }
+            total += weight.max(0.0);
+            out.push(Branch { weight: weight.max(0.0), ctx, balancer, endpoints: map, block });
+        }
+        if out.is_empty() {
+            return false;
+        }
+        if self.core.routes.len() >= 10_000 {
+            self.core.routes.clear();
+        }
+        self.core.routes.insert(key, Rc::new(Route { branches: out, total, ctx_block }));
+        true
+    }
+
+    /// Forgets every route (a namer or an endpoint's health changed).
+    fn clear_routes(&mut self) {
+        self.core.routes.clear();
+    }
+
+    /// Number of installed routes.
+    fn routes(&self) -> usize {
+        self.core.routes.len()
+    }
+
+    /// Takes a connection over (`fd` detached from its Python socket, `received` not yet parsed).
+    fn adopt<'py>(&mut self, py: Python<'py>, fd: i32, received: &[u8], server: usize, now: f64) -> PyResult<Bound<'py, PyList>> {
+        if server >= self.core.servers.len() {
+            return Err(PyValueError::new_err("unknown server index"));
+        }
+        let sock = adopt_fd(fd).map_err(os_err)?;
+        let i = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let mut d = Down {
+            sock,
+            server,
+            buf: received.to_vec(),
+            out: Vec::new(),
+            out_pos: 0,
+            eof: false,
+            close_after: false,
+            since: now,
+            head_since: None,
+            ex: None,
+        };
+        self.core.now = now;
+        self.core.servers[server].count += 1;
+        if self
+            .core
+            .poll
+            .registry()
+            .register(&mut d.sock, down_token(i), Interest::READABLE | Interest::WRITABLE)
+            .is_err()
+        {
+            self.settle(py, i, d, Fate::Handoff);
+            return self.take_out(py);
+        }
+        let fate = self.core.advance(py, i, &mut d);
+        self.settle(py, i, d, fate);
+        self.take_out(py)
+    }
+
+    /// Does all the I/O that is ready (never blocks) and returns the events for Python.
+    fn poll<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
+        self.core.now = now;
+        self.core
+            .poll
+            .poll(&mut self.events, Some(Duration::ZERO))
+            .map_err(os_err)?;
+        let ready: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
+        for t in ready {
+            let i = t / 2;
+            let Some(mut d) = self.conns.get_mut(i).and_then(Option::take) else {
+                continue;
+            };
+            let fate = if t % 2 == 0 {
+                self.core.on_down(py, i, &mut d)
+            } else if d.ex.is_some() {
+                self.core.on_up(py, i, &mut d)
+            } else {
+                Fate::Keep
+            };
+            self.settle(py, i, d, fate);
+        }
+        self.take_out(py)
+    }
+
+    /// Closes connections idle past their server's idle timeout, and answers 408 to those whose
+    /// head has been arriving for longer than the header timeout.
+    fn sweep<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
+        self.core.now = now;
+        for i in 0..self.conns.len() {
+            let Some(d) = self.conns[i].as_mut() else {
+                continue;
+            };
+            if d.ex.is_some() {
+                continue;
+            }
+            let server = &self.core.servers[d.server];
+            let slow_head = d.head_since.is_some_and(|t| now - t >= server.header_timeout);
+            let idle = d.buf.is_empty() && d.out_pos >= d.out.len() && now - d.since >= server.idle_timeout;
+            if slow_head {
+                let bytes = server.timeout_response.clone();
+                let mut pos = 0;
+                let _ = write_some(&mut d.sock, &bytes, &mut pos);
+            }
+            if slow_head || idle {
+                if let Some(d) = self.conns[i].take() {
+                    self.core.close(py, d);
+                    self.free.push(i);
+                }
+            }
+        }
+        self.take_out(py)
+    }
+
+    /// Graceful stop of one listener: idle connections close now, busy ones after their response.
+    fn drain<'py>(&mut self, py: Python<'py>, server: usize) -> PyResult<Bound<'py, PyList>> {
+        if let Some(s) = self.core.servers.get_mut(server) {
+            s.draining = true;
+        }
+        for i in 0..self.conns.len() {
+            let idle = self.conns[i].as_ref().is_some_and(|d| {
+                d.server == server && d.ex.is_none() && d.buf.is_empty() && d.out_pos >= d.out.len()
+            });
+            if idle {
+                if let Some(d) = self.conns[i].take() {
+                    self.core.close(py, d);
+                    self.free.push(i);
+                }
+            }
+        }
+        self.take_out(py)
+    }
+
+    /// Connections of listener `server` the lane holds now.
+    fn connections(&self, server: usize) -> usize {
+        self.core.servers.get(server).map_or(0, |s| s.count)
+    }
+
+    /// Closes everything (connections, pooled upstreams).
+    fn close(&mut self, py: Python<'_>) {
+        for i in 0..self.conns.len() {
+            if let Some(d) = self.conns[i].take() {
+                self.core.close(py, d);
+            }
+        }
+        self.core.out.clear();
+        self.core.pools.clear();
+        self.core.routes.clear();
+    }
+}

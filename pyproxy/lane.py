@@ -1,0 +1,265 @@
+"""The Python side of the lane, the native data path (``native/src/lane``, ``native/src/py/lane.rs``).
+
+With the native kernels, a listener whose router qualifies hands each accepted connection to the
+lane. The lane forwards, entirely in Rust, the requests it can take whole (no body, no deadline, a
+route installed for their key, a 200-499 response framed by Content-Length); it gives everything else
+back, so the trio path (server, router, exchange) stays the specification and serves every case:
+
+* a request the lane declines comes back with its connection (``HANDOFF``); the router serves it,
+  and when its route qualifies, installs it under the lane's key (server, identifier value,
+  ``l5d-ctx-dtab`` and ``l5d-dtab`` values) and returns the connection to the lane;
+* a response the lane does not relay (5xx, interim, chunked, close-delimited, unparsable) comes back
+  with both connections (``RESUME``) and the exchange continues in Python: classification,
+  retries within budget, failure accrual, the full relay;
+* each completed request comes back as a result (``DONE``): latency to the balancer, the result to
+  failure accrual, budgets deposited, metrics counted, as the trio path does per request.
+
+What qualifies: a router whose identifier is one ``io.l5d.header.token``, without access log, and,
+process-wide, no ``io.l5d.recentRequests`` or ``io.l5d.zipkin`` telemeter; a listener without
+``maxConcurrentRequests``, ``addForwardedHeader`` or ``timestampHeader``; a route whose bound tree is
+one name or a union of names, whose clients have IP-literal endpoints, none marked dead, and no
+``requestAttemptTimeoutMs``; a service without ``totalTimeoutMs``. Routes are forgotten whenever a
+client's endpoints or their health change, and re-installed by the next request through Python.
+
+``PYPROXY_LANE=off`` keeps every request on the trio path (for comparisons and bisecting).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+
+import trio
+
+from . import _impl
+from .balance import Endpoint
+from .naming.name import AddrBound, Bound
+from .naming.tree import Leaf, NameTree, Union
+from .stream import Conn
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .metrics import RequestStats
+    from .policy import ServicePolicy
+    from .router import Router
+    from .server import Server
+
+__all__ = ["LaneDriver", "Resume", "route_key", "enabled"]
+
+log = logging.getLogger("pyproxy.lane")
+
+ENV = "PYPROXY_LANE"
+HANDOFF, DONE, RESUME, FAILED, ABANDON = range(5)
+
+
+def enabled() -> bool:
+    """Whether the lane is available (native kernels) and not turned off."""
+    return _impl.Lane is not None and os.environ.get(ENV, "on").strip().lower() not in ("off", "0", "no")
+
+
+def route_key(server: int, ident: bytes, ctx_dtab: Sequence[bytes], dtab: Sequence[bytes]) -> bytes:
+    """The key a route is installed under (the lane builds the same bytes: ``lane::head::route_key``)."""
+    return server.to_bytes(2, "little") + ident + b"\0" + b"\n".join(ctx_dtab) + b"\0" + b"\n".join(dtab)
+
+
+class Branch:
+    """What a lane event carries back for one branch of a route: whose request it was."""
+
+    __slots__ = ("router", "client", "svc", "service")
+
+    def __init__(self, router: "Router", client: "Client", svc: "RequestStats", service: "ServicePolicy") -> None:
+        self.router = router
+        self.client = client
+        self.svc = svc
+        self.service = service
+
+
+class Resume:
+    """An exchange the lane started and Python continues: the attempt's endpoint and connection."""
+
+    __slots__ = ("client", "endpoint", "up", "started", "head")
+
+    def __init__(self, client: "Client", endpoint: Endpoint, up: Conn, started: float, head: bytes) -> None:
+        self.client = client
+        self.endpoint = endpoint
+        self.up = up
+        self.started = started
+        self.head = head
+
+    def abandon(self, now: float) -> None:
+        """The request was answered without this attempt: close it and end its pick."""
+        self.up.close()
+        self.client.balancer.end(self.endpoint.slot, now, max(now - self.started, 0.0))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def flatten(tree: NameTree) -> Optional[List[Tuple[float, Bound]]]:
+    """``(weight, bound name)`` of a tree the lane can pick from (a name, or a union of names)."""
+    if type(tree) is Leaf:
+        return [(1.0, tree.value)] if isinstance(tree.value, Bound) else None  # type: ignore[attr-defined]
+    if type(tree) is Union:
+        out = []
+        for w in tree.weighted:  # type: ignore[attr-defined]
+            if type(w.tree) is not Leaf or not isinstance(w.tree.value, Bound):
+                return None
+            out.append((float(w.weight), w.tree.value))
+        return out
+    return None
+
+
+class LaneDriver:
+    """One lane per process: its listeners, the trio task that drives it, its events."""
+
+    def __init__(self, seed: int) -> None:
+        assert _impl.Lane is not None
+        self.native = _impl.Lane(seed & (2**64 - 1))
+        self.servers: List["Server"] = []
+        self.sweep_interval = 1.0
+        # what the lane did (exported as lane/<name>): requests it completed, connections it
+        # handed to Python, exchanges Python continued, upstreams it could not reach, routes installed
+        self.counts = {"requests": 0, "handoffs": 0, "resumes": 0, "failed": 0, "installs": 0}
+
+    def add_server(self, server: "Server", ident: bytes, limits: Tuple[int, int, int], timeout_response: bytes) -> int:
+        """Registers a listener; returns its lane index."""
+        rules = server.rules
+        index = self.native.add_server(
+            rules.clear_context, rules.via, rules.max_call_depth, ident, *limits,
+            server.idle_timeout, server.header_timeout, timeout_response,
+        )
+        self.servers.append(server)
+        self.sweep_interval = min(self.sweep_interval, max(min(server.idle_timeout, server.header_timeout) / 4, 0.01))
+        return index  # type: ignore[no-any-return]
+
+    # === routes ===
+
+    def install(self, key: bytes, branches: Sequence[Tuple[float, Branch, bytes]], ctx_block: bytes) -> bool:
+        """Installs a route whose branches are ``(weight, Branch, l5d-dst-* field block)``; False
+        when one does not qualify."""
+        native = []
+        for weight, b, block in branches:
+            client = b.client
+            if client._dead or not isinstance(client.state, AddrBound) or not client.live:
+                return False
+            if client.policy.attempt_timeout is not None:
+                return False
+            endpoints = [(ep.slot, ep.host, ep.port) for ep in client.live]
+            if not all(_is_ip(host) for _, host, _ in endpoints):
+                return False
+            native.append((weight, b, client.balancer, endpoints, block))
+        ok = bool(self.native.install(key, native, ctx_block))
+        self.counts["installs"] += ok
+        return ok
+
+    def clear_routes(self) -> None:
+        self.native.clear_routes()
+
+    # === connections ===
+
+    def adopt(self, conn: Conn, index: int) -> None:
+        """The lane takes ``conn`` over (with whatever it has buffered)."""
+        fd = conn.sock.detach()
+        received = bytes(conn.buf)
+        conn.buf.clear()
+        self.dispatch(self.native.adopt(fd, received, index, trio.current_time()))
+
+    def connections(self, index: int) -> int:
+        return self.native.connections(index)  # type: ignore[no-any-return]
+
+    def drain(self, index: int) -> None:
+        self.dispatch(self.native.drain(index))
+
+    async def run(self) -> None:
+        """Drive the lane: its I/O whenever its descriptor is readable, its timeouts periodically."""
+        fd = self.native.fileno()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._sweep)
+            try:
+                while True:
+                    await trio.lowlevel.wait_readable(fd)
+                    self.dispatch(self.native.poll(trio.current_time()))
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _sweep(self) -> None:
+        while True:
+            await trio.sleep(self.sweep_interval)
+            self.dispatch(self.native.sweep(trio.current_time()))
+
+    def close(self) -> None:
+        self.native.close()
+
+    # === events ===
+
+    def dispatch(self, events: List[tuple]) -> None:
+        counts = self.counts
+        for ev in events:
+            kind = ev[0]
+            try:
+                if kind == DONE:
+                    counts["requests"] += 1
+                    self._done(*ev[1:])
+                elif kind == HANDOFF:
+                    counts["handoffs"] += 1
+                    _, index, fd, received = ev
+                    self.servers[index].spawn(Conn.adopted(fd, received))
+                elif kind == RESUME:
+                    counts["resumes"] += 1
+                    self._resume(*ev[1:])
+                elif kind == FAILED:
+                    counts["failed"] += 1
+                    self._failed(*ev[1:])
+                else:
+                    self._abandoned(*ev[1:])
+            except Exception:  # noqa: BLE001 - one event must not stop the lane
+                log.exception("lane event %r", kind)
+
+    def _done(self, b: Branch, index: int, slot: int, started: float, head_at: float, ended: float, status: int) -> None:
+        client = b.client
+        ep = client.by_slot.get(slot)
+        if ep is not None:
+            client.done(ep, head_at, head_at - started, True)
+        client.requests += 1
+        ms = (ended - started) * 1000.0
+        client.stats.record(status, (head_at - started) * 1000.0, success=True)
+        self.servers[index].stats.record(status, ms)
+        b.svc.record(status, ms)
+        b.svc.record_retries(0)
+        b.service.budget.deposit(started)
+        client.requeues.deposit(started)
+        b.router.requests += 1
+
+    def _failed(self, b: Branch, index: int, slot: int, started: float, ended: float) -> None:
+        client = b.client
+        ep = client.by_slot.get(slot)
+        if ep is not None:
+            client.done(ep, ended, ended - started, False)
+        client.stats.record(0, (ended - started) * 1000.0, "ConnectionFailed")
+
+    def _abandoned(self, b: Branch, index: int, slot: int, started: float, ended: float) -> None:
+        if slot in b.client.by_slot:
+            b.client.balancer.end(slot, ended, max(ended - started, 0.0))
+
+    def _resume(
+        self, b: Branch, index: int, slot: int, started: float, down_fd: int, down_buf: bytes,
+        head: bytes, up_fd: int, up_buf: bytes, up_eof: bool,
+    ) -> None:
+        down = Conn.adopted(down_fd, down_buf)
+        up = Conn.adopted(up_fd, up_buf, eof=up_eof)
+        client = b.client
+        ep = client.by_slot.get(slot)
+        if ep is None:  # removed meanwhile: the exchange goes on without its balancer entry
+            host, port = up.sock.getpeername()[:2]
+            from .client import EndpointPool
+
+            ep = Endpoint(host, port, EndpointPool(host, port), slot, None)
+        self.servers[index].spawn(down, Resume(client, ep, up, started, head))
+

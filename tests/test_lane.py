@@ -1,0 +1,307 @@
+"""Black-box tests of the lane (the native data path) against its twin, the trio path.
+
+Each test drives the real CLI twice, with the lane on (``PYPROXY_LANE=on``, native kernels) and off
+(the trio path alone), and asserts the same answers from both; with the lane on it also asserts,
+from ``/admin/metrics.json``, that the lane did take the requests (``lane/requests``) or handed
+them over (``lane/handoffs``, ``lane/resumes``, ``lane/failed``), so a lane that silently declined
+everything could not pass.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import pytest
+
+from proxyproc import ProxyProcess, raw, split_response
+from upstream import Origin
+
+pytestmark = pytest.mark.native  # the lane exists with the native kernels only
+
+
+def _dead_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Env:
+    def __init__(self, lane: str) -> None:
+        self.lane = lane == "on"
+        self.root = tempfile.mkdtemp(prefix="pyproxy-disco-")
+        self.a, self.b, self.bad, self.spare = Origin(), Origin(), Origin(fail_status=503), Origin()
+        self.write("a", [self.a.port])
+        self.write("b", [self.b.port])
+        self.write("halfbad", [self.bad.port, self.a.port])
+        self.write("bad", [self.bad.port])
+        self.write("mixed", [_dead_port(), self.a.port])
+        self.write("moving", [self.a.port])
+        config = f"""
+admin: {{ip: 127.0.0.1, port: 0}}
+namers:
+- {{kind: io.l5d.fs, rootDir: {self.root}}}
+routers:
+- protocol: http
+  label: inner
+  dtab: /svc => /#/io.l5d.fs
+  service:
+    responseClassifier: {{kind: io.l5d.http.retryableRead5XX}}
+    retries: {{budget: {{minRetriesPerSec: 100, percentCanRetry: 1.0}}}}
+  servers: [{{ip: 127.0.0.1, port: 0}}]
+- protocol: http
+  label: edge
+  dtab: /svc => /#/io.l5d.fs
+  servers: [{{ip: 127.0.0.1, port: 0, clearContext: true}}]
+- protocol: http
+  label: open
+  dtab: /svc => /#/io.l5d.fs
+  client: {{failureAccrual: {{kind: none}}}}
+  servers: [{{ip: 127.0.0.1, port: 0}}]
+"""
+        self.proxy = ProxyProcess(config, "native", extra_env={"PYPROXY_LANE": lane})
+        self.inner = self.proxy.addr("inner")
+        self.edge = self.proxy.addr("edge")
+        self.open = self.proxy.addr("open")  # no failure accrual: a dead endpoint stays in the set
+
+    def write(self, name: str, ports: List[int]) -> None:
+        tmp = os.path.join(self.root, f".{name}.tmp")
+        with open(tmp, "w") as f:
+            f.write("".join(f"127.0.0.1 {p}\n" for p in ports))
+        os.replace(tmp, os.path.join(self.root, name))
+
+    def metrics(self) -> Dict[str, float]:
+        c = http.client.HTTPConnection(*self.proxy.addr("admin"), timeout=10)
+        try:
+            c.request("GET", "/admin/metrics.json")
+            return json.loads(c.getresponse().read())  # type: ignore[no-any-return]
+        finally:
+            c.close()
+
+    def lane_count(self, name: str) -> float:
+        return self.metrics().get(f"lane/{name}", 0)
+
+    def close(self) -> None:
+        self.proxy.stop()
+        for o in (self.a, self.b, self.bad, self.spare):
+            o.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=["on", "off"])
+def env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    e = Env(request.param)
+    yield e
+    e.close()
+
+
+def exchange(
+    conn: http.client.HTTPConnection, path: str, host: str, headers: Optional[Dict[str, str]] = None, method: str = "GET"
+) -> Tuple[int, Dict[str, str], bytes]:
+    conn.request(method, path, headers={"Host": host, **(headers or {})})
+    r = conn.getresponse()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+
+
+def echo_headers(body: bytes) -> List[List[str]]:
+    return json.loads(body)["headers"]  # type: ignore[no-any-return]
+
+
+def test_repeat_requests_are_served_by_the_lane(env: Env) -> None:
+    before = env.lane_count("requests")
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        answers = [exchange(c, "/text/hello", "a") for _ in range(20)]
+    finally:
+        c.close()
+    assert all(s == 200 and body == b"hello" for s, _, body in answers)
+    assert all(h["via"] == "1.1 pyproxy-inner" for _, h, _ in answers)
+    served = env.lane_count("requests") - before
+    if env.lane:
+        assert served >= 19  # all but the first (it installs the route)
+    else:
+        assert "lane/requests" not in env.metrics()
+
+
+def test_forwarded_requests_match_the_trio_path(env: Env) -> None:
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        for _ in range(3):
+            status, _, body = exchange(c, "/echo?q=1", "a", {"X-Thing": "v", "Connection": "x-gone", "X-Gone": "1", "Content-Length": "0"})
+            assert status == 200
+            seen = echo_headers(body)
+            names = [k.lower() for k, _ in seen]
+            assert "x-gone" not in names and names.count("content-length") == 1
+            assert dict((k.lower(), v) for k, v in seen)["l5d-dst-service"] == "/svc/a"
+            assert dict((k.lower(), v) for k, v in seen)["l5d-dst-client"] == "/#/io.l5d.fs/a"
+            assert names[-6:] == ["via", "l5d-dst-service", "l5d-dst-client", "l5d-ctx-trace", "l5d-reqid", "content-length"]
+    finally:
+        c.close()
+
+
+def test_overrides_route_per_request_whatever_was_cached(env: Env) -> None:
+    to_b = {"l5d-dtab": "/svc/a => /svc/b"}
+    back = {"l5d-ctx-dtab": "/svc/a => /svc/b", "l5d-dtab": "/svc/b => /#/io.l5d.fs/a"}
+    nominated = {"l5d-dtab": "/svc/a => /svc/b", "Connection": "l5d-dtab"}
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        for _ in range(3):
+            for headers, origin in ((None, env.a), (to_b, env.b), (back, env.a), (nominated, env.a)):
+                status, _, body = exchange(c, "/echo", "a", headers)
+                assert status == 200
+                want = "/svc/b" if headers is to_b else None
+                got = dict((k.lower(), v) for k, v in echo_headers(body))
+                assert got["l5d-dst-client"] == ("/#/io.l5d.fs/b" if origin is env.b else "/#/io.l5d.fs/a"), (headers, got)
+                if want:
+                    assert got["l5d-ctx-dtab"] == "/svc/a=>/svc/b"
+                if headers is nominated:
+                    assert "l5d-ctx-dtab" not in got
+    finally:
+        c.close()
+
+
+def test_the_edge_ignores_overrides_and_scrubs_responses(env: Env) -> None:
+    c = http.client.HTTPConnection(*env.edge, timeout=20)
+    try:
+        for _ in range(3):
+            status, headers, body = exchange(c, "/header/l5d-secret/x", "a", {"l5d-dtab": "/svc/a => /svc/b"})
+            assert status == 200 and body == b"with header"
+            assert "l5d-secret" not in headers
+            status, headers, body = exchange(c, "/header/l5d-err/oops", "a")
+            assert status == 200 and body == b"" and "l5d-err" not in headers  # blanked (by Python after a resume)
+    finally:
+        c.close()
+
+
+def test_5xx_goes_back_to_python_for_classification_and_retries(env: Env) -> None:
+    before = env.metrics()
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        answers = [exchange(c, "/text/ok", "halfbad")[0] for _ in range(10)]
+    finally:
+        c.close()
+    assert answers == [200] * 10  # a 503 from the bad endpoint is retried on the good one
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        for _ in range(2):
+            status, headers, body = exchange(c, "/text/ok", "bad")
+            assert (status, body) == (503, b"failing on purpose")  # retried within budget, then relayed
+    finally:
+        c.close()
+    if env.lane:
+        assert env.lane_count("resumes") > before.get("lane/resumes", 0)
+
+
+def test_chunked_and_close_delimited_bodies_are_relayed_whole(env: Env) -> None:
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        for _ in range(3):
+            status, headers, body = exchange(c, "/chunked/5000", "a")
+            assert status == 200 and body == b"y" * 5000 and headers["transfer-encoding"] == "chunked"
+            status, headers, body = exchange(c, "/size/300000", "a")
+            assert status == 200 and body == b"x" * 300000
+            status, headers, body = exchange(c, "/size/10", "a", method="HEAD")
+            assert status == 200 and body == b"" and headers["content-length"] == "10"
+            status, _, body = exchange(c, "/status/204", "a")
+            assert status == 204 and body == b""
+    finally:
+        c.close()
+
+
+def test_pipelined_requests_are_answered_in_order(env: Env) -> None:
+    reqs = b"".join(b"GET /text/p%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(5))
+    out = raw(env.inner, reqs + b"GET /text/last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", timeout=10)
+    bodies = []
+    rest = out
+    while rest:
+        head, _, rest = rest.partition(b"\r\n\r\n")
+        n = int([h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")][0].split(b":")[1])
+        bodies.append(rest[:n])
+        rest = rest[n:]
+    assert bodies == [b"p0", b"p1", b"p2", b"p3", b"p4", b"last"]
+
+
+def test_http10_clients_get_a_closing_http10_response(env: Env) -> None:
+    for _ in range(2):
+        out = raw(env.inner, b"GET /text/old HTTP/1.0\r\nHost: a\r\n\r\n", timeout=10)
+        status, headers, body = split_response(out)
+        assert out.startswith(b"HTTP/1.0 200") and status == 200 and body == b"old"
+        assert headers["connection"] == "close"
+
+
+def test_unreachable_endpoint_is_requeued_through_python(env: Env) -> None:
+    before = env.metrics()
+    answers = []
+    for _ in range(20):
+        c = http.client.HTTPConnection(*env.open, timeout=20)
+        try:
+            answers.append(exchange(c, "/text/ok", "mixed")[0])
+            answers.append(exchange(c, "/text/ok", "mixed")[0])
+        finally:
+            c.close()
+    assert answers == [200] * 40
+    if env.lane:  # the lane met the refused endpoint and gave those requests back
+        assert env.lane_count("failed") > before.get("lane/failed", 0)
+
+
+def test_a_namer_update_reroutes_requests_the_lane_had_cached(env: Env) -> None:
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        assert [exchange(c, "/echo", "moving")[0] for _ in range(3)] == [200] * 3
+        hits = env.spare.hits
+        env.write("moving", [env.spare.port])
+        deadline = time.monotonic() + 10
+        while env.spare.hits == hits and time.monotonic() < deadline:
+            assert exchange(c, "/echo", "moving")[0] == 200
+            time.sleep(0.05)
+        assert env.spare.hits > hits
+        a_hits = env.a.hits
+        assert [exchange(c, "/echo", "moving")[0] for _ in range(5)] == [200] * 5
+        assert env.a.hits == a_hits  # nothing goes to the old endpoint any more
+    finally:
+        c.close()
+        env.write("moving", [env.a.port])
+
+
+def test_a_client_that_leaves_mid_response_costs_nothing_else(env: Env) -> None:
+    for _ in range(5):
+        s = socket.create_connection(env.inner, timeout=10)
+        s.sendall(b"GET /size/2000000 HTTP/1.1\r\nHost: a\r\n\r\n")
+        s.recv(1000)
+        s.close()
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        assert exchange(c, "/text/fine", "a")[2] == b"fine"
+    finally:
+        c.close()
+
+
+def test_a_slow_reader_gets_a_large_body_intact(env: Env) -> None:
+    """The lane stops reading the upstream while the client does not read (backpressure), then
+    relays the rest: nothing lost, memory bounded by its high-water mark."""
+    size = 8_000_000
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)  # small window: the proxy must wait
+    s.settimeout(20)
+    s.connect(env.inner)
+    try:
+        s.sendall(b"GET /size/%d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % size)
+        time.sleep(0.5)  # socket buffers fill; the lane must hold off
+        data = bytearray()
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and len(body) == size and body == b"x" * size
