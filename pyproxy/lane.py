@@ -166,6 +166,9 @@ class LaneDriver:
 
     def adopt(self, conn: Conn, index: int) -> None:
         """The lane takes ``conn`` over (with whatever it has buffered)."""
+        # trio keeps a (disarmed) registration of a socket it waited on: drop it, so that trio's
+        # epoll never wakes for a descriptor the lane owns now.
+        trio.lowlevel.notify_closing(conn.sock)
         fd = conn.sock.detach()
         received = bytes(conn.buf)
         conn.buf.clear()

@@ -305,3 +305,38 @@ def test_a_slow_reader_gets_a_large_body_intact(env: Env) -> None:
         s.close()
     head, _, body = bytes(data).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and len(body) == size and body == b"x" * size
+
+
+def test_a_pipeline_longer_than_the_read_ahead_is_answered_whole(env: Env) -> None:
+    """More pipelined bytes than the lane reads ahead (1 MiB) while a request is in flight: the
+    rest must still be read (the socket is edge-triggered), every request answered in order."""
+    pad = b"x" * 4000
+    n = 400  # about 1.6 MB of requests
+    data = b"".join(b"GET /text/r%d HTTP/1.1\r\nHost: a\r\nX-Pad: %s\r\n\r\n" % (i, pad) for i in range(n))
+    s = socket.create_connection(env.inner, timeout=30)
+    import threading
+
+    sender = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+    sender.start()
+    got = bytearray()
+    want = [b"r%d" % i for i in range(n)]
+    bodies: List[bytes] = []
+    try:
+        while len(bodies) < n:
+            chunk = s.recv(1 << 16)
+            assert chunk, f"closed after {len(bodies)} responses"
+            got += chunk
+            while True:
+                head_end = got.find(b"\r\n\r\n")
+                if head_end < 0:
+                    break
+                head = bytes(got[:head_end])
+                length = int([h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")][0].split(b":")[1])
+                if len(got) < head_end + 4 + length:
+                    break
+                bodies.append(bytes(got[head_end + 4 : head_end + 4 + length]))
+                del got[: head_end + 4 + length]
+    finally:
+        s.close()
+        sender.join(5)
+    assert bodies == want

@@ -27,6 +27,7 @@ from typing import List, Tuple
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "origin"
+    disable_nagle_algorithm = True  # head and body are separate writes: no delayed-ACK stalls
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         pass

@@ -105,6 +105,9 @@ struct Down {
     out: Vec<u8>,
     out_pos: usize,
     eof: bool,
+    /// Reading stopped at the read-ahead limit: the socket may hold more (edge-triggered: no
+    /// new event will say so), so the next request reads before it waits.
+    full: bool,
     close_after: bool,
     since: f64,
     head_since: Option<f64>,
@@ -226,17 +229,8 @@ impl Core {
         if self.flush(d).is_err() {
             return Fate::Close;
         }
-        let rules = &self.servers[d.server].rules;
-        let limit = if d.ex.is_some() {
-            READ_AHEAD
-        } else {
-            rules.max_head.max(1 << 16) + (1 << 16)
-        };
-        if !d.eof && d.buf.len() < limit {
-            match read_some(&mut d.sock, &mut d.buf, limit) {
-                Ok((_, eof)) => d.eof |= eof,
-                Err(_) => return Fate::Close,
-            }
+        if self.read_down(d).is_err() {
+            return Fate::Close;
         }
         if let Some(ex) = d.ex.as_ref() {
             // A body paused for backpressure moves on once the client has taken enough.
@@ -248,6 +242,25 @@ impl Core {
         self.advance(py, i, d)
     }
 
+    /// Reads what the client sent, up to the read-ahead limit.
+    fn read_down(&mut self, d: &mut Down) -> std::io::Result<()> {
+        let limit = if d.ex.is_some() {
+            READ_AHEAD
+        } else {
+            self.servers[d.server].rules.max_head.max(1 << 16) + (1 << 16)
+        };
+        if d.eof {
+            d.full = false;
+        } else if d.buf.len() >= limit {
+            d.full = true; // not drained: read once there is room
+        } else {
+            let (_, eof) = read_some(&mut d.sock, &mut d.buf, limit)?;
+            d.eof |= eof;
+            d.full = !eof && d.buf.len() >= limit; // stopped by the limit, not by WouldBlock
+        }
+        Ok(())
+    }
+
     /// A connection without an exchange: close, wait, hand over, or start the next request.
     fn advance(&mut self, py: Python<'_>, i: usize, d: &mut Down) -> Fate {
         if d.ex.is_some() {
@@ -255,6 +268,9 @@ impl Core {
         }
         if Self::pending_out(d) > 0 {
             return Fate::Keep; // the previous response first
+        }
+        if d.full && self.read_down(d).is_err() {
+            return Fate::Close;
         }
         if d.close_after {
             return Fate::Close;
@@ -717,6 +733,7 @@ impl Lane {
             out: Vec::new(),
             out_pos: 0,
             eof: false,
+            full: false,
             close_after: false,
             since: now,
             head_since: None,
