@@ -204,10 +204,12 @@ TELEMETRY = "telemetry:\n- kind: io.l5d.prometheus\n- kind: io.l5d.recentRequest
 
 
 def start_pyproxy(
-    impl: str, origin: int, port: int, tmp: str, cpu: Optional[int], *, telemetry: bool = False, workers: int = 1
+    impl: str, origin: int, port: int, tmp: str, cpu: Optional[int], *, telemetry: bool = False, workers: int = 1,
+    lane: bool = True,
 ) -> Proc:
     """``python -m pyproxy run`` with one router in front of ``origin`` (an io.l5d.fs file), on
-    CPU ``cpu`` (None: not pinned); ``telemetry`` adds prometheus and recentRequests at 0.25."""
+    CPU ``cpu`` (None: not pinned); ``telemetry`` adds prometheus and recentRequests at 0.25;
+    ``lane=False`` keeps every request on the trio path (``PYPROXY_LANE=off``)."""
     name = f"{impl}-{port}"
     root = os.path.join(tmp, f"disco-{name}")
     os.makedirs(root, exist_ok=True)
@@ -223,7 +225,7 @@ def start_pyproxy(
             "  dtab: /svc => /#/io.l5d.fs; /srv => /#/io.l5d.fs; /host/world => /#/io.l5d.fs/world\n"
             f"  servers:\n  - ip: 127.0.0.1\n    port: {port}\n"
         )
-    env = dict(os.environ, PYPROXY_IMPL=impl)
+    env = dict(os.environ, PYPROXY_IMPL=impl, PYPROXY_LANE="on" if lane else "off")
     extra = ["--workers", str(workers)] if workers > 1 else []
     pin = taskset(cpu) if cpu is not None else []
     return Proc(pin + [sys.executable, "-m", "pyproxy", "run", *extra, conf], env=env)

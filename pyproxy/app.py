@@ -18,7 +18,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import trio
 
-from .accesslog import AccessLog, handler_for
 from .config.base import tag_of
 from .errors import ConfigError
 from .forwarded import Forwarded, Labeler
@@ -129,10 +128,10 @@ class App:
             self.namers.append((prefix, fs))
         self.routers: List[Router] = []
         self.servers: List[Tuple[str, Server]] = []
-        self.access_logs: List[AccessLog] = []
-        # The native data path, unless a telemeter needs to see every request in Python.
-        use_lane = lane_enabled() and self.telemetry.recent is None and self.telemetry.tracer is None
-        self.lane: Optional[LaneDriver] = LaneDriver(self.rng.getrandbits(64)) if use_lane else None
+        self.access_logs: List[Any] = []  # AccessLog (imported when one is configured)
+        # The native data path, unless Zipkin tracing needs to see every request in Python.
+        use_lane = lane_enabled() and self.telemetry.tracer is None
+        self.lane: Optional[LaneDriver] = LaneDriver(self.rng.getrandbits(64), self.telemetry.recent) if use_lane else None
         for i, rc in enumerate(config.routers):
             self._add_router(i, rc)
         self.admin: Optional[Any] = None
@@ -211,10 +210,12 @@ class App:
         server.lane, server.lane_index = lane, index
         router.lane, router.lane_ident = lane, ident
 
-    def _access_log(self, index: int, rc: Any) -> Optional[AccessLog]:
+    def _access_log(self, index: int, rc: Any) -> Optional[Any]:
         path = getattr(rc, "http_access_log", None)
         if not path:
             return None
+        from .accesslog import AccessLog, handler_for  # logging.handlers costs memory: only when used
+
         handler = handler_for(
             path, rc.http_access_log_roll_policy, rc.http_access_log_append, rc.http_access_log_rotate_count,
             f"$.routers[{index}].httpAccessLog",

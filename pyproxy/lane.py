@@ -15,7 +15,8 @@ back, so the trio path (server, router, exchange) stays the specification and se
   failure accrual, budgets deposited, metrics counted, as the trio path does per request.
 
 What qualifies: a router whose identifier is one ``io.l5d.header.token``, without access log, and,
-process-wide, no ``io.l5d.recentRequests`` or ``io.l5d.zipkin`` telemeter; a listener without
+process-wide, no ``io.l5d.zipkin`` telemeter (``io.l5d.recentRequests`` is kept: the lane draws its
+sample and sends the sampled requests' method, target and peer with their results); a listener without
 ``maxConcurrentRequests``, ``addForwardedHeader`` or ``timestampHeader``; a route whose bound tree is
 one name or a union of names, whose clients have IP-literal endpoints, none marked dead, and no
 ``requestAttemptTimeoutMs``; a service without ``totalTimeoutMs``. Routes are forgotten whenever a
@@ -67,13 +68,14 @@ def route_key(server: int, ident: bytes, ctx_dtab: Sequence[bytes], dtab: Sequen
 class Branch:
     """What a lane event carries back for one branch of a route: whose request it was."""
 
-    __slots__ = ("router", "client", "svc", "service")
+    __slots__ = ("router", "client", "svc", "service", "dst")
 
-    def __init__(self, router: "Router", client: "Client", svc: "RequestStats", service: "ServicePolicy") -> None:
+    def __init__(self, router: "Router", client: "Client", svc: "RequestStats", service: "ServicePolicy", dst: Any) -> None:
         self.router = router
         self.client = client
         self.svc = svc
         self.service = service
+        self.dst = dst  # the logical name (a Path)
 
 
 class Resume:
@@ -119,9 +121,10 @@ def flatten(tree: NameTree) -> Optional[List[Tuple[float, Bound]]]:
 class LaneDriver:
     """One lane per process: its listeners, the trio task that drives it, its events."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, recent: Optional[Any] = None) -> None:
         assert _impl.Lane is not None
-        self.native = _impl.Lane(seed & (2**64 - 1))
+        self.recent = recent  # io.l5d.recentRequests (its sample is drawn in the lane)
+        self.native = _impl.Lane(seed & (2**64 - 1), recent.sample_rate if recent is not None else 0.0)
         self.servers: List["Server"] = []
         self.sweep_interval = 1.0
         # what the lane did (exported as lane/<name>): requests it completed, connections it
@@ -225,7 +228,9 @@ class LaneDriver:
             except Exception:  # noqa: BLE001 - one event must not stop the lane
                 log.exception("lane event %r", kind)
 
-    def _done(self, b: Branch, index: int, slot: int, started: float, head_at: float, ended: float, status: int) -> None:
+    def _done(
+        self, b: Branch, index: int, slot: int, started: float, head_at: float, ended: float, status: int, sample: Optional[tuple]
+    ) -> None:
         client = b.client
         ep = client.by_slot.get(slot)
         if ep is not None:
@@ -239,6 +244,14 @@ class LaneDriver:
         b.service.budget.deposit(started)
         client.requeues.deposit(started)
         b.router.requests += 1
+        if sample is not None and self.recent is not None:
+            method, target, peer = sample
+            server = self.servers[index]
+            self.recent.record(
+                router=b.router.label, source=peer, server=server.stats.scope.prefix[-1], logical=b.dst,
+                concrete=client.id, destination=(ep.host, ep.port) if ep is not None else None,
+                method=method, uri=target, status=status, latency_ms=ms, sampled=True,
+            )
 
     def _failed(self, b: Branch, index: int, slot: int, started: float, ended: float) -> None:
         client = b.client

@@ -306,7 +306,7 @@ class Router:
         branches = []
         for weight, bound in leaves:
             block = b"".join(b"%s: %s\r\n" % kv for kv in self._route_fields(dst, bound))
-            branches.append((weight, Branch(self, self.client(bound), svc, service), block))
+            branches.append((weight, Branch(self, self.client(bound), svc, service, dst), block))
         ctx_block = b"l5d-ctx-dtab: %s\r\n" % local.show.encode("latin-1") if local.dentries else b""
         return self.lane.install(key, branches, ctx_block)
 

@@ -340,3 +340,54 @@ def test_a_pipeline_longer_than_the_read_ahead_is_answered_whole(env: Env) -> No
         s.close()
         sender.join(5)
     assert bodies == want
+
+
+@pytest.mark.parametrize("lane", ["on", "off"])
+def test_recent_requests_sees_lane_requests_like_the_others(lane: str) -> None:
+    """io.l5d.recentRequests keeps the lane on: the lane draws the sample and reports the fields."""
+    origin = Origin()
+    root = tempfile.mkdtemp(prefix="pyproxy-disco-")
+    with open(os.path.join(root, "web"), "w") as f:
+        f.write(f"127.0.0.1 {origin.port}\n")
+    proxy = ProxyProcess(
+        f"""
+admin: {{ip: 127.0.0.1, port: 0}}
+telemetry:
+- {{kind: io.l5d.recentRequests, sampleRate: 1.0, capacity: 10}}
+namers:
+- {{kind: io.l5d.fs, rootDir: {root}}}
+routers:
+- protocol: http
+  label: seen
+  dtab: /svc => /#/io.l5d.fs
+  servers: [{{ip: 127.0.0.1, port: 0}}]
+""",
+        "native",
+        extra_env={"PYPROXY_LANE": lane},
+    )
+    try:
+        c = http.client.HTTPConnection(*proxy.addr("seen"), timeout=20)
+        try:
+            local = None
+            for i in range(5):
+                assert exchange(c, f"/text/r{i}?x=1", "web")[2] == b"r%d" % i
+                local = c.sock.getsockname()
+        finally:
+            c.close()
+        a = http.client.HTTPConnection(*proxy.addr("admin"), timeout=10)
+        try:
+            a.request("GET", "/requests.json")
+            got = json.loads(a.getresponse().read())["requests"]
+            a.request("GET", "/admin/metrics.json")
+            metrics = json.loads(a.getresponse().read())
+        finally:
+            a.close()
+        assert [e["uri"] for e in got] == [f"/text/r{i}?x=1" for i in reversed(range(5))]
+        for e in got:
+            assert (e["router"], e["method"], e["status"], e["logical"], e["concrete"]) == ("seen", "GET", 200, "/svc/web", "/#/io.l5d.fs/web")
+            assert e["destination"] == f"127.0.0.1:{origin.port}" and e["source"] == f"{local[0]}:{local[1]}"
+        assert metrics.get("lane/requests", 0) == (4 if lane == "on" else 0)
+    finally:
+        proxy.stop()
+        origin.close()
+        shutil.rmtree(root, ignore_errors=True)

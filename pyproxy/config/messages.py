@@ -17,7 +17,6 @@ tagged union that the data's tag selects.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any, List, Optional, Tuple, Union
 
@@ -77,6 +76,8 @@ def _did_you_mean(key: str, path: str, data: Any, root: Any) -> str:
     info = _type_at(path, data, root)
     if isinstance(info, mi.StructType):
         keys = [f.encode_name for f in info.fields]
+        import difflib  # only for a config error
+
         close = difflib.get_close_matches(key, keys, n=1, cutoff=0.75)
         if close:
             return f" (did you mean {close[0]}?)"

@@ -63,8 +63,10 @@ class RecentRequests:
         uri: Any = None,
         status: Optional[int] = None,
         latency_ms: Optional[float] = None,
+        sampled: bool = False,
     ) -> None:
-        if self.sample_rate <= 0.0 or (self.sample_rate < 1.0 and self._draw() >= self.sample_rate):
+        """Keep this request with probability ``sample_rate`` (``sampled``: already drawn, by the lane)."""
+        if not sampled and (self.sample_rate <= 0.0 or (self.sample_rate < 1.0 and self._draw() >= self.sample_rate)):
             return
         e = _Entry()
         e.ts, e.router, e.source, e.server, e.logical = self._clock(), router, source, server, logical

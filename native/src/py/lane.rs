@@ -5,7 +5,9 @@
 //! without blocking, and returns the events Python must act on, as tuples:
 //!
 //! * `(0, server, fd, received)`: a request the lane declines; Python serves the connection.
-//! * `(1, ctx, server, slot, started, head_at, ended, status)`: a request the lane completed.
+//! * `(1, ctx, server, slot, started, head_at, ended, status, sample)`: a request the lane
+//!   completed; `sample` is None, or `(method, target, (peer ip, peer port))` for the share of
+//!   requests `io.l5d.recentRequests` keeps (drawn here: only those pay for copying them out).
 //! * `(2, ctx, server, slot, started, down_fd, down_buf, request_head, up_fd, up_buf, up_eof)`:
 //!   a response the lane will not relay; Python continues that exchange.
 //! * `(3, ctx, server, slot, started, ended)`: the upstream could not be reached (nothing was
@@ -132,6 +134,8 @@ struct Core {
     servers: Vec<Server>,
     out: Vec<Py<PyAny>>,
     now: f64,
+    /// `io.l5d.recentRequests`'s sample rate (0: off).
+    recent: f64,
 }
 
 fn down_token(i: usize) -> Token {
@@ -197,7 +201,8 @@ impl Core {
             let _ = self.poll.registry().deregister(&mut ex.sock);
             let ctx = self.ctx(py, &ex);
             if ex.head_at > 0.0 {
-                let e = (DONE, ctx, d.server, ex.slot, ex.started, ex.head_at, self.now, ex.status);
+                let none = py.None();
+                let e = (DONE, ctx, d.server, ex.slot, ex.started, ex.head_at, self.now, ex.status, none);
                 self.emit(py, e);
             } else {
                 self.emit(py, (ABANDON, ctx, d.server, ex.slot, ex.started, self.now));
@@ -569,7 +574,12 @@ impl Core {
             self.pools.put(ex.addr, ex.sock, self.now);
         }
         let ctx = ex.route.branches[ex.branch].ctx.clone_ref(py);
-        let e = (DONE, ctx, d.server, ex.slot, ex.started, ex.head_at, self.now, ex.status);
+        let sample = if self.recent > 0.0 && self.draws.unit() < self.recent {
+            sample(py, &ex.raw, &d.sock)
+        } else {
+            py.None()
+        };
+        let e = (DONE, ctx, d.server, ex.slot, ex.started, ex.head_at, self.now, ex.status, sample);
         self.emit(py, e);
         if truncated || !ex.keep_down || self.servers[d.server].draining {
             d.close_after = true;
@@ -579,6 +589,18 @@ impl Core {
         }
         self.advance(py, i, d)
     }
+}
+
+/// `(method, target, (ip, port))` of a request head as received, for `io.l5d.recentRequests`.
+fn sample(py: Python<'_>, raw: &[u8], sock: &TcpStream) -> Py<PyAny> {
+    let start = raw.iter().position(|&c| c != b'\r' && c != b'\n').unwrap_or(raw.len());
+    let mut parts = raw[start..].splitn(3, |&c| c == b' ');
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    let peer = sock.peer_addr().map_or(("-".to_string(), 0), |a| (a.ip().to_string(), a.port()));
+    (PyBytes::new(py, method), PyBytes::new(py, target), peer)
+        .into_pyobject(py)
+        .map_or_else(|_| py.None(), |t| t.into_any().unbind())
 }
 
 /// The native data path's event loop (one per process; see the module documentation).
@@ -617,8 +639,10 @@ impl Lane {
 
 #[pymethods]
 impl Lane {
+    /// `seed`: the lane's draws; `recent`: `io.l5d.recentRequests`'s sample rate (0: none).
     #[new]
-    fn new(seed: u64) -> PyResult<Self> {
+    #[pyo3(signature = (seed, recent = 0.0))]
+    fn new(seed: u64, recent: f64) -> PyResult<Self> {
         Ok(Lane {
             core: Core {
                 poll: Poll::new().map_err(os_err)?,
@@ -628,6 +652,7 @@ impl Lane {
                 servers: Vec::new(),
                 out: Vec::new(),
                 now: 0.0,
+                recent: if recent.is_finite() { recent.clamp(0.0, 1.0) } else { 0.0 },
             },
             conns: Vec::new(),
             free: Vec::new(),
