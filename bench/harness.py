@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -52,6 +52,11 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of one process."""
     fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def system_seconds(pid: int) -> float:
+    """stime of one process: the part of its CPU time spent in the kernel."""
+    return int(_stat_fields(pid)[12]) / CLK_TCK
 
 
 def group_pids(pgid: int) -> List[int]:
@@ -157,14 +162,21 @@ class Proc:
     def pids(self) -> List[int]:
         return group_pids(self.p.pid) or [self.p.pid]
 
-    def cpu_seconds(self) -> float:
+    def _summed(self, of: Callable[[int], float]) -> float:
         total = 0.0
         for pid in self.pids():
             try:
-                total += cpu_seconds(pid)
+                total += of(pid)
             except OSError:
-                pass
+                pass  # exited meanwhile
         return total
+
+    def cpu_seconds(self) -> float:
+        return self._summed(cpu_seconds)
+
+    def system_seconds(self) -> float:
+        """Kernel CPU time of the group (part of :meth:`cpu_seconds`)."""
+        return self._summed(system_seconds)
 
     def rss_kib(self, key: str = "VmRSS") -> int:
         """``VmRSS`` (or ``VmHWM``, the peak) summed over the group, KiB."""

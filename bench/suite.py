@@ -180,6 +180,7 @@ class Gauge:
         self.busy0, self.steal0, _ = cpu_times(0)
         self.busy1, _, _ = cpu_times(1)
         self.own = proc.cpu_seconds() if proc else 0.0
+        self.own_sys = proc.system_seconds() if proc else 0.0
         self.load = children_cpu() + (self.origin.cpu_seconds() if self.origin else 0.0)
 
     def read(self) -> Dict[str, float]:
@@ -193,6 +194,7 @@ class Gauge:
                     "steal_cpu0": (steal0 - self.steal0) / wall}  # fmt: skip
         return {
             "cpu_s": own,
+            "sys_s": (self.proc.system_seconds() - self.own_sys),
             "foreign_cpu0": max(0.0, (busy0 - self.busy0) - own) / wall,
             "foreign_cpu1": max(0.0, (busy1 - self.busy1) - load) / wall,
             "steal_cpu0": (steal0 - self.steal0) / wall,
@@ -224,6 +226,7 @@ def closed_loop(proc: Optional[Proc], port: int, seconds: float, connections: in
     out.update((k, g[k]) for k in ("foreign_cpu0", "foreign_cpu1", "steal_cpu0"))
     if proc:
         out["cpu_us_per_req"] = g["cpu_s"] / requests * 1e6
+        out["sys_us_per_req"] = g["sys_s"] / requests * 1e6
     return out
 
 
@@ -381,7 +384,7 @@ def summarize(raw: Dict[str, Any], rates: Tuple[int, ...]) -> Dict[str, Any]:
         med[s] = {"rps": median([r["rps"] for r in rows]), "rps_all": [r["rps"] for r in rows]}
         if s != "direct":
             cpus = [r["cpu_us_per_req"] for r in rows]
-            med[s].update(cpu_us_per_req=median(cpus), cpu_all=cpus)
+            med[s].update(cpu_us_per_req=median(cpus), cpu_all=cpus, sys_us_per_req=median([r.get("sys_us_per_req", float("nan")) for r in rows]))
 
     def per_round(f: Callable[[Dict[str, Any]], float]) -> float:
         return median([f(r) for r in cap])
@@ -446,12 +449,13 @@ def render(summary: Dict[str, Any], meta: Dict[str, Any]) -> str:
         f"Closed loop: wrk -t1 -c{cfg['connections']}, {cfg['rounds']} rounds x {cfg['seconds']} s, medians "
         "(requests/s spread: min–max over rounds).\n"
     )
-    out.append("| scenario | requests/s | spread | proxy CPU µs/request |")
-    out.append("| --- | ---: | ---: | ---: |")
+    out.append("| scenario | requests/s | spread | proxy CPU µs/request | of which in the kernel |")
+    out.append("| --- | ---: | ---: | ---: | ---: |")
     for s in SCENARIOS:
         m = summary["closed_loop"][s]
         cpu = f"{m['cpu_us_per_req']:.1f}" if "cpu_us_per_req" in m else "-"
-        out.append(f"| {LABELS[s]} | {m['rps']:.0f} | {spread(m['rps_all'])} | {cpu} |")
+        sys_ = f"{m['sys_us_per_req']:.1f}" if "sys_us_per_req" in m else "-"
+        out.append(f"| {LABELS[s]} | {m['rps']:.0f} | {spread(m['rps_all'])} | {cpu} | {sys_} |")
     for rate, rows in summary["latency"].items():
         out.append(
             f"\nOpen loop at {rate} requests/s: loadgen, {cfg['lat_connections']} connections, "

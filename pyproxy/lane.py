@@ -175,7 +175,12 @@ class LaneDriver:
         fd = conn.sock.detach()
         received = bytes(conn.buf)
         conn.buf.clear()
-        self.dispatch(self.native.adopt(fd, received, index, trio.current_time()))
+        try:
+            events = self.native.adopt(fd, received, index, trio.current_time())
+        except Exception:  # noqa: BLE001 - the lane closed the descriptor: one connection lost
+            log.exception("lane: cannot take a connection over")
+            return
+        self.dispatch(events)
 
     def connections(self, index: int) -> int:
         return self.native.connections(index)  # type: ignore[no-any-return]
@@ -191,7 +196,13 @@ class LaneDriver:
             try:
                 while True:
                     await trio.lowlevel.wait_readable(fd)
-                    self.dispatch(self.native.poll(trio.current_time()))
+                    try:
+                        events = self.native.poll(trio.current_time())
+                    except OSError:  # the lane's epoll failed: say so, and do not spin on it
+                        log.exception("lane: poll failed")
+                        await trio.sleep(0.1)
+                        continue
+                    self.dispatch(events)
             finally:
                 nursery.cancel_scope.cancel()
 

@@ -743,10 +743,11 @@ impl Lane {
 
     /// Takes a connection over (`fd` detached from its Python socket, `received` not yet parsed).
     fn adopt<'py>(&mut self, py: Python<'py>, fd: i32, received: &[u8], server: usize, now: f64) -> PyResult<Bound<'py, PyList>> {
+        // The descriptor is the lane's from here, whatever happens: on an error it is closed.
+        let sock = adopt_fd(fd).map_err(os_err)?;
         if server >= self.core.servers.len() {
             return Err(PyValueError::new_err("unknown server index"));
         }
-        let sock = adopt_fd(fd).map_err(os_err)?;
         let i = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
@@ -784,10 +785,12 @@ impl Lane {
     /// Does all the I/O that is ready (never blocks) and returns the events for Python.
     fn poll<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
         self.core.now = now;
-        self.core
-            .poll
-            .poll(&mut self.events, Some(Duration::ZERO))
-            .map_err(os_err)?;
+        match self.core.poll.poll(&mut self.events, Some(Duration::ZERO)) {
+            Ok(()) => {}
+            // A signal arrived during the call: nothing is lost, the next call sees the events.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.events.clear(),
+            Err(e) => return Err(os_err(e)),
+        }
         let ready: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
         for t in ready {
             let i = t / 2;
@@ -857,6 +860,62 @@ impl Lane {
     /// Connections of listener `server` the lane holds now.
     fn connections(&self, server: usize) -> usize {
         self.core.servers.get(server).map_or(0, |s| s.count)
+    }
+
+    /// The lane's request rules on one head, for the differential tests against the trio path:
+    /// None when the lane declines it, else `(key, parent trace or None, forwarded head)` with the
+    /// given route block, trace and request id values, and override block.
+    #[staticmethod]
+    #[allow(clippy::too_many_arguments)]
+    fn scan<'py>(
+        py: Python<'py>,
+        head: &[u8],
+        server: u16,
+        edge: bool,
+        via: Vec<u8>,
+        max_call_depth: usize,
+        ident: Vec<u8>,
+        route_block: &[u8],
+        trace: &[u8],
+        reqid: &[u8],
+        ctx_block: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let rules = ServerRules { edge, via, max_call_depth, ident: ident.to_ascii_lowercase(), max_line: 1 << 16, max_head: 1 << 20, max_headers: 1000 };
+        let Ok(Some(req)) = h1::parse_request_head(head, rules.max_line, rules.max_head, rules.max_headers) else {
+            return Err(PyValueError::new_err("not a complete, valid request head"));
+        };
+        let Some(scan) = head::scan_request(&req, server, &rules) else {
+            return Ok(None);
+        };
+        let parent = scan.parent.map(|t| (t.span, t.parent, t.trace, t.flags));
+        let fwd = head::request_head(&req, &scan, &rules, route_block, trace, reqid, ctx_block);
+        Ok(Some((PyBytes::new(py, &scan.key), parent, PyBytes::new(py, &fwd)).into_pyobject(py)?.into_any()))
+    }
+
+    /// The lane's response rules on one head, for the differential tests: None when it hands the
+    /// response over, else `(downstream head, body length or None)`.
+    #[staticmethod]
+    fn relay_head<'py>(
+        py: Python<'py>,
+        head: &[u8],
+        head_request: bool,
+        keep_down: bool,
+        req_minor: u8,
+        edge: bool,
+        via: Vec<u8>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let rules = ServerRules { edge, via, max_call_depth: 0, ident: Vec::new(), max_line: 1 << 16, max_head: 1 << 20, max_headers: 1000 };
+        let Ok(Some(resp)) = h1::parse_response_head(head, rules.max_head, rules.max_headers) else {
+            return Err(PyValueError::new_err("not a complete, valid response head"));
+        };
+        let Some((bytes, body)) = head::response_head(&resp, head_request, keep_down, req_minor, &rules) else {
+            return Ok(None);
+        };
+        let length = match body {
+            Body::None => None,
+            Body::Fixed(n) => Some(n),
+        };
+        Ok(Some((PyBytes::new(py, &bytes), length).into_pyobject(py)?.into_any()))
     }
 
     /// Closes everything (connections, pooled upstreams).

@@ -1,0 +1,177 @@
+"""The lane's header rules against the trio path's own functions (hypothesis, differential).
+
+The lane (``native/src/lane/head.rs``) decides per request whether it may forward it and what it
+sends, and per response whether it relays it and with which head. Its twin is the trio path, so the
+reference here is built from the very functions that path runs: ``headers.scan_request``, the
+router's ``Via`` loop rule, ``TraceId.from_header``, ``lane.route_key``,
+``http1.serialize_request_head`` for requests; ``exchange._response_fields`` and
+``http1.serialize_response_head`` for responses. Heads are generated from a small vocabulary that
+forces the interesting collisions: hop-by-hop fields, ``Connection`` nominations (of protected and
+``l5d-*`` fields too), every context field in mixed case and the ``l5d_`` spelling, ``Via`` loops,
+framing fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from typing import List, Optional, Tuple
+
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from pyproxy import _impl
+from pyproxy import headers as h
+from pyproxy.context import TraceId
+from pyproxy.errors import RemoteProtocolError
+from pyproxy.exchange import _response_fields
+from pyproxy.http1 import Request, Response, serialize_request_head, serialize_response_head
+from pyproxy.lane import route_key
+from pyproxy.router import ServerRules
+
+pytestmark = [
+    pytest.mark.native,
+    pytest.mark.skipif(_impl.Lane is None, reason="the lane exists with the native kernels only"),
+]
+
+VIA = b"1.1 pyproxy-r"
+ROUTE = [(b"l5d-dst-service", b"/svc/web"), (b"l5d-dst-client", b"/#/io.l5d.fs/web")]
+TRACE, REQID = b"VFJBQ0U=", b"00000000000000aa"
+GOOD_TRACE = base64.b64encode(struct.pack(">QQQQ", 1, 2, 3, 6))
+
+
+def _case(name: str) -> st.SearchStrategy[str]:
+    return st.sampled_from([name, name.lower(), name.upper(), name.title()])
+
+
+TOKENS = ["close", "keep-alive", "x-a", "X-B", "l5d-dtab", "L5D-CTX-DTAB", "via", "host", "content-length", "te", "upgrade", "l5d-foo"]
+REQUEST_FIELDS = st.one_of(
+    st.tuples(_case("X-A"), st.sampled_from(["1", "two words", ""])),
+    st.tuples(_case("x-b"), st.just("b")),
+    st.tuples(_case("Connection"), st.lists(st.sampled_from(TOKENS), min_size=1, max_size=3).map(", ".join)),
+    st.tuples(_case("Via"), st.sampled_from(["1.1 a", "1.1 pyproxy-r", "a, b", "1.0 x,  1.1 y"])),
+    st.tuples(_case("l5d-dtab"), st.sampled_from(["/a=>/b", "/c => /d;/e=>/f"])),
+    st.tuples(_case("l5d-ctx-dtab"), st.sampled_from(["/x=>/y", "/a=>/b"])),
+    st.tuples(_case("l5d-ctx-trace"), st.sampled_from([GOOD_TRACE.decode(), "not-base64", base64.b64encode(b"short").decode()])),
+    st.tuples(st.sampled_from(["l5d-ctx-deadline", "l5d-sample", "l5d-reqid", "l5d-dst-service", "l5d_dtab", "l5d-foo", "L5d-Bar"]), st.just("1")),
+    st.tuples(st.sampled_from(["Keep-Alive", "TE", "Upgrade", "Proxy-Connection", "Trailer", "Expect"]), st.sampled_from(["x", "100-continue"])),
+    st.tuples(_case("Content-Length"), st.sampled_from(["0", "5"])),
+    st.tuples(st.just("Transfer-Encoding"), st.just("chunked")),
+    st.tuples(st.just("User-Agent"), st.just("probe/1")),
+)
+
+
+@st.composite
+def request_heads(draw: st.DrawFn) -> bytes:
+    method = draw(st.sampled_from(["GET", "GET", "HEAD", "POST", "DELETE"]))
+    target = draw(st.sampled_from(["/", "/a/b?c=d", "/", "http://web/x"]))
+    minor = draw(st.sampled_from([0, 1]))
+    fields: List[Tuple[str, str]] = draw(st.lists(REQUEST_FIELDS, max_size=6))
+    if draw(st.integers(0, 9)):  # usually a Host: without one, HTTP/1.1 heads do not parse
+        fields.insert(draw(st.integers(0, len(fields))), (draw(_case("Host")), draw(st.sampled_from(["web", "web:80"]))))
+    lines = [f"{method} {target} HTTP/1.{minor}"] + [f"{k}: {v}" for k, v in fields]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def parsed_request(head: bytes) -> Optional[Request]:
+    try:
+        t = _impl.parse_request_head(head, 1 << 16, 1 << 20, 1000)
+    except RemoteProtocolError:
+        return None
+    return Request.from_kernel(t) if t is not None else None
+
+
+def trio_path_request(req: Request, server: int, edge: bool, ident: bytes, max_depth: int) -> Optional[Tuple[bytes, object, bytes]]:
+    """What the trio path would forward for a request the lane may take (None: it may not)."""
+    if req.content_length > 0 or req.chunked or req.expect_continue or not req.target.startswith(b"/"):
+        return None
+    kept, ctx, via_values = h.scan_request(req.headers, req.connection, edge=edge)
+    if h.CTX_DEADLINE in ctx or h.SAMPLE in ctx:
+        return None
+    via = [e.strip() for v in via_values for e in v.split(b",") if e.strip()]
+    if len(via) > max_depth or VIA in via:
+        return None  # the router answers 400
+    value = req.host if ident == b"host" else h.get(req.headers, ident)
+    if not value:
+        return None  # the router answers 400
+    raw_trace = ctx.get(h.CTX_TRACE)
+    parent = TraceId.from_header(raw_trace[0]) if raw_trace else None
+    if raw_trace and parent is None:
+        return None  # the lane declines what it does not decode exactly as Python
+    fields = list(kept)
+    fields.append((b"Via", b", ".join([*via_values, VIA]) if via_values else VIA))
+    fields += ROUTE + [(b"l5d-ctx-trace", TRACE), (b"l5d-reqid", REQID), (b"l5d-ctx-dtab", b"/x=>/y")]
+    if req.content_length >= 0:
+        fields.append((b"Content-Length", b"%d" % req.content_length))
+    key = route_key(server, value, ctx.get(h.CTX_DTAB, ()), ctx.get(h.DTAB, ()))
+    p = (parent.span_id, parent.parent_id, parent.trace_id, parent.flags) if parent else None
+    return key, p, serialize_request_head(req.method, req.target, req.minor, fields)
+
+
+# Five times the profile's examples: most generated heads are refused by the parser or declined.
+MORE = settings(settings.default, max_examples=settings.default.max_examples * 5, deadline=None)
+
+
+@MORE
+@given(request_heads(), st.booleans(), st.sampled_from([b"host", b"x-a"]), st.sampled_from([1, 1000]), st.integers(0, 3))
+def test_requests_the_lane_takes_and_what_it_sends(head: bytes, edge: bool, ident: bytes, max_depth: int, server: int) -> None:
+    req = parsed_request(head)
+    if req is None:
+        return  # the parser refuses it: the lane hands it to Python, which answers the error
+    block = b"".join(b"%s: %s\r\n" % kv for kv in ROUTE)
+    lane = _impl.Lane.scan(head, server, edge, VIA, max_depth, ident, block, TRACE, REQID, b"l5d-ctx-dtab: /x=>/y\r\n")
+    event("the lane takes it" if lane is not None else "the lane declines it")
+    assert lane == trio_path_request(req, server, edge, ident, max_depth)
+
+
+RESPONSE_FIELDS = st.one_of(
+    st.tuples(_case("Content-Length"), st.sampled_from(["0", "12"])),
+    st.tuples(st.just("Transfer-Encoding"), st.just("chunked")),
+    st.tuples(_case("Connection"), st.lists(st.sampled_from(["close", "keep-alive", "x-a", "via", "content-length", "l5d-x"]), min_size=1, max_size=2).map(", ".join)),
+    st.tuples(_case("X-A"), st.just("1")),
+    st.tuples(_case("Via"), st.sampled_from(["1.1 up", "a, b"])),
+    st.tuples(st.sampled_from(["l5d-err", "L5D-Err", "l5d-x", "l5d_y"]), st.just("e")),
+    st.tuples(st.sampled_from(["Keep-Alive", "Trailer", "Upgrade", "Date"]), st.just("x")),
+)
+
+
+@st.composite
+def response_heads(draw: st.DrawFn) -> bytes:
+    status = draw(st.sampled_from([200, 200, 204, 206, 301, 304, 404, 499, 100, 103, 101, 503]))
+    minor = draw(st.sampled_from([0, 1]))
+    reason = draw(st.sampled_from(["OK", "", "Some Reason"]))
+    fields = draw(st.lists(RESPONSE_FIELDS, max_size=6))
+    if draw(st.integers(0, 3)):  # usually framed by a length, so that the lane may relay it
+        fields.append(("Content-Length", draw(st.sampled_from(["0", "7"]))))
+    lines = [f"HTTP/1.{minor} {status} {reason}".rstrip() if reason else f"HTTP/1.{minor} {status}"] + [f"{k}: {v}" for k, v in fields]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def trio_path_response(resp: Response, head_request: bool, keep_down: bool, req_minor: int, edge: bool) -> Optional[Tuple[bytes, Optional[int]]]:
+    """The head the trio path relays for a response the lane may relay (None: it may not)."""
+    if not 200 <= resp.status < 500 or (edge and h.get(resp.headers, h.ERR) is not None):
+        return None
+    head_only = head_request or resp.status in (204, 304)
+    if not head_only and resp.content_length < 0:
+        return None  # chunked or close-delimited: the full relay
+    fields = _response_fields(resp, edge, ServerRules(clear_context=edge, via=VIA))
+    if resp.content_length >= 0:
+        fields.append((b"Content-Length", b"%d" % resp.content_length))
+    if not keep_down:
+        fields.append((b"Connection", b"close"))
+    head = serialize_response_head(req_minor if req_minor == 0 else 1, resp.status, resp.reason, fields)
+    return head, (None if head_only else resp.content_length)
+
+
+@MORE
+@given(response_heads(), st.booleans(), st.booleans(), st.sampled_from([0, 1]), st.booleans())
+def test_responses_the_lane_relays_and_their_heads(head: bytes, head_request: bool, keep_down: bool, req_minor: int, edge: bool) -> None:
+    try:
+        t = _impl.parse_response_head(head, 1 << 20, 1000)
+    except RemoteProtocolError:
+        return  # the lane hands it over; the trio path answers 502
+    assert t is not None
+    lane = _impl.Lane.relay_head(head, head_request, keep_down, req_minor, edge, VIA)
+    event("the lane relays it" if lane is not None else "the lane hands it over")
+    assert lane == trio_path_response(Response.from_kernel(t), head_request, keep_down, req_minor, edge)
