@@ -132,6 +132,9 @@ class App:
         # The native data path, unless Zipkin tracing needs to see every request in Python.
         use_lane = lane_enabled() and self.telemetry.tracer is None
         self.lane: Optional[LaneDriver] = LaneDriver(self.rng.getrandbits(64), self.telemetry.recent) if use_lane else None
+        if not use_lane:
+            why = "io.l5d.zipkin traces every request in Python" if lane_enabled() else "PYPROXY_LANE=off or pure kernels"
+            log.info("lane: off (%s)", why)
         for i, rc in enumerate(config.routers):
             self._add_router(i, rc)
         self.admin: Optional[Any] = None
@@ -196,11 +199,19 @@ class App:
         """Let ``server`` hand its connections to the lane when its router and it qualify."""
         lane = self.lane
         idents = router.params.identifiers
-        if lane is None or router.params.access_log is not None:
+        if lane is None:
             return
-        if len(idents) != 1 or type(idents[0]) is not HeaderTokenIdentifier:
-            return
-        if server.max_concurrent is not None or server.rules.forwarded is not None or server.rules.timestamp_header is not None:
+        why = None
+        if router.params.access_log is not None:
+            why = "httpAccessLog"
+        elif len(idents) != 1 or type(idents[0]) is not HeaderTokenIdentifier:
+            why = "an identifier other than one io.l5d.header.token"
+        elif server.max_concurrent is not None:
+            why = "maxConcurrentRequests"
+        elif server.rules.forwarded is not None or server.rules.timestamp_header is not None:
+            why = "addForwardedHeader or timestampHeader"
+        if why is not None:
+            log.info("lane: router %s, server %s:%s stays on the trio path (%s)", router.label, server.ip, server.port, why)
             return
         ident = idents[0].header.lower().encode("latin-1")
         p = router.params

@@ -36,6 +36,7 @@ import trio
 
 from . import _impl
 from .balance import Endpoint
+from .client import EndpointPool
 from .naming.name import AddrBound, Bound
 from .naming.tree import Leaf, NameTree, Union
 from .stream import Conn
@@ -285,8 +286,6 @@ class LaneDriver:
         ep = client.by_slot.get(slot)
         if ep is None:  # removed meanwhile: the exchange goes on without its balancer entry
             host, port = up.sock.getpeername()[:2]
-            from .client import EndpointPool
-
             ep = Endpoint(host, port, EndpointPool(host, port), slot, None)
         self.servers[index].spawn(down, Resume(client, ep, up, started, head))
 
