@@ -2,13 +2,13 @@
 
 With the native kernels, a listener whose router qualifies hands each accepted connection to the
 lane. The lane forwards, entirely in Rust, the requests it can take whole (no body, no deadline, a
-route installed for their key, a 200-499 response framed by Content-Length); it gives everything else
-back, so the trio path (server, router, exchange) stays the specification and serves every case:
+route installed for their key, a 200-499 response framed by Content-Length or chunks); it gives
+everything else back, so the trio path (server, router, exchange) stays the specification and serves every case:
 
 * a request the lane declines comes back with its connection (``HANDOFF``); the router serves it,
   and when its route qualifies, installs it under the lane's key (server, identifier value,
   ``l5d-ctx-dtab`` and ``l5d-dtab`` values) and returns the connection to the lane;
-* a response the lane does not relay (5xx, interim, chunked, close-delimited, unparsable) comes back
+* a response the lane does not relay (5xx, interim, close-delimited, unparsable) comes back
   with both connections (``RESUME``) and the exchange continues in Python: classification,
   retries within budget, failure accrual, the full relay;
 * each completed request comes back as a result (``DONE``): latency to the balancer, the result to

@@ -153,15 +153,18 @@ def trio_path_response(resp: Response, head_request: bool, keep_down: bool, req_
     if not 200 <= resp.status < 500 or (edge and h.get(resp.headers, h.ERR) is not None):
         return None
     head_only = head_request or resp.status in (204, 304)
-    if not head_only and resp.content_length < 0:
-        return None  # chunked or close-delimited: the full relay
+    chunked = not head_only and resp.content_length < 0 and resp.chunked and req_minor == 1
+    if not head_only and resp.content_length < 0 and not chunked:
+        return None  # close-delimited, or chunked to an HTTP/1.0 client: the full relay
     fields = _response_fields(resp, edge, ServerRules(clear_context=edge, via=VIA))
     if resp.content_length >= 0:
         fields.append((b"Content-Length", b"%d" % resp.content_length))
+    elif chunked:
+        fields.append((b"Transfer-Encoding", b"chunked"))
     if not keep_down:
         fields.append((b"Connection", b"close"))
     head = serialize_response_head(req_minor if req_minor == 0 else 1, resp.status, resp.reason, fields)
-    return head, (None if head_only else resp.content_length)
+    return head, (None if head_only else -1 if chunked else resp.content_length)
 
 
 @MORE

@@ -391,3 +391,37 @@ routers:
         proxy.stop()
         origin.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _dechunk(body: bytes) -> Tuple[bytes, bytes, List[bytes]]:
+    """(data, trailer section, chunk lines) of a chunked body."""
+    data, lines = bytearray(), []
+    while True:
+        line, _, body = body.partition(b"\r\n")
+        lines.append(line)
+        size = int(line.split(b";")[0], 16)
+        if size == 0:
+            return bytes(data), body, lines
+        data += body[:size]
+        assert body[size : size + 2] == b"\r\n"
+        body = body[size + 2 :]
+
+
+@pytest.mark.parametrize("where", ["inner", "edge"])
+def test_chunked_responses_are_reframed_with_their_trailers(env: Env, where: str) -> None:
+    """Chunk extensions dropped, data intact, trailers relayed (without l5d-* at an edge); with the
+    lane on, by the lane itself (no resume)."""
+    addr = env.inner if where == "inner" else env.edge
+    before = env.metrics()
+    for _ in range(3):
+        out = raw(addr, b"GET /chunked/2500?l5d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower()
+        data, trailers, lines = _dechunk(body)
+        assert data == b"y" * 2500 and all(b";" not in line for line in lines)
+        want = b"X-Checksum: done\r\n" + (b"l5d-secret: hidden\r\n" if where == "inner" else b"") + b"\r\n"
+        assert trailers == want
+    if env.lane:
+        after = env.metrics()
+        assert after["lane/requests"] >= before["lane/requests"] + 2  # the first one installs the route
+        assert after["lane/resumes"] == before["lane/resumes"]

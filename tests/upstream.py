@@ -3,7 +3,8 @@
 Routes (by path prefix):
   /echo            JSON of what arrived: method, target, version, headers (in order), body length, sha256
   /size/N          N bytes of body with Content-Length, streamed
-  /chunked/N       N bytes of body with Transfer-Encoding: chunked, plus a trailer
+  /chunked/N       N bytes of body with Transfer-Encoding: chunked, plus a trailer (two, with
+                   ``?l5d``: also ``l5d-secret``), chunk lines carrying an extension
   /status/N        an empty response with status N
   /slow/MS         sleeps MS milliseconds, then answers 200
   /close           closes the connection without answering
@@ -122,9 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
             left = size
             while left:
                 k = min(left, 1000)
-                self.wfile.write(b"%x\r\n%s\r\n" % (k, b"y" * k))
+                self.wfile.write(b"%x;ext=1\r\n%s\r\n" % (k, b"y" * k))
                 left -= k
-            self.wfile.write(b"0\r\nX-Checksum: done\r\n\r\n")
+            extra = b"l5d-secret: hidden\r\n" if "l5d" in self.path.split("?", 1)[-1:][0] and "?" in self.path else b""
+            self.wfile.write(b"0\r\nX-Checksum: done\r\n" + extra + b"\r\n")
         elif route == "status":
             self._send(int(parts[1]))
         elif route == "slow":

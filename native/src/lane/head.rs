@@ -239,11 +239,13 @@ pub enum Body {
     None,
     /// Exactly this many bytes.
     Fixed(u64),
+    /// Chunked: re-framed chunk by chunk, trailers filtered (see [`trailer_block`]).
+    Chunked,
 }
 
 /// The downstream response head and its body, or None when the Python path must take the response
-/// over (5xx and interim responses go to classification and retries; chunked and close-delimited
-/// bodies, and at an edge a response carrying `l5d-err`, to the full relay).
+/// over (5xx and interim responses go to classification and retries; close-delimited bodies, chunked
+/// ones to an HTTP/1.0 client, and at an edge a response carrying `l5d-err`, to the full relay).
 pub fn response_head(
     resp: &Response<'_>,
     head_request: bool,
@@ -262,6 +264,8 @@ pub fn response_head(
         Body::None
     } else if resp.content_length >= 0 {
         Body::Fixed(resp.content_length as u64)
+    } else if resp.chunked && req_minor == 1 {
+        Body::Chunked
     } else {
         return None;
     };
@@ -295,12 +299,28 @@ pub fn response_head(
     via_value(&mut out, &via, &rules.via);
     if resp.content_length >= 0 {
         field(&mut out, b"Content-Length", resp.content_length.to_string().as_bytes());
+    } else if body == Body::Chunked {
+        field(&mut out, b"Transfer-Encoding", b"chunked");
     }
     if !keep_down {
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
     Some((out, body))
+}
+
+/// The trailer fields relayed after the last chunk (`pyproxy.exchange._trailer_block`): no
+/// hop-by-hop fields, no `Content-Length` or `Host`, and at an edge no `l5d-*`.
+pub fn trailer_block(fields: &[Field<'_>], edge: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in fields {
+        let name = f.name;
+        if any(name, &HOP_BY_HOP) || eq(name, b"content-length") || eq(name, b"host") || (edge && is_l5d(name)) {
+            continue;
+        }
+        field(&mut out, name, f.value);
+    }
+    out
 }
 
 /// Whether the upstream may carry another request after this response (`Response.keep_alive`).

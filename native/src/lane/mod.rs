@@ -4,11 +4,11 @@
 //! (`pyproxy/lane.py`). The lane reads request heads with the [`crate::h1`] parser, and forwards on
 //! its own the requests it can take entirely in Rust: no body, a route the Python path installed
 //! for the same key (server, identifier value, override fields), responses 200-499 framed by
-//! Content-Length or without a body. Everything else goes back to the Python path, which is the
+//! Content-Length or chunks, or without a body. Everything else goes back to the Python path, which is the
 //! lane's twin and specification: a request the lane declines is handed over with the bytes
 //! received (the connection then stays with Python until a request of it qualifies again), and a
-//! response it will not relay (5xx for classification and retries, interim, chunked or
-//! close-delimited, unparsable) is handed over with both connections so the Python exchange
+//! response it will not relay (5xx for classification and retries, interim, close-delimited,
+//! unparsable) is handed over with both connections so the Python exchange
 //! continues where the lane stopped. Results (latency, status) go back as events, so balancing,
 //! failure accrual, budgets and metrics stay in Python and count both paths alike.
 //!

@@ -1,7 +1,7 @@
 //! The lane's header rules against hand-written expectations (the black-box tests in
 //! `tests/test_lane.py` compare the lane with the Python path on real sockets).
 
-use super::head::{request_head, response_head, route_key, scan_request, Body, ServerRules};
+use super::head::{request_head, response_head, route_key, scan_request, trailer_block, Body, ServerRules};
 use crate::h1;
 
 fn rules(edge: bool) -> ServerRules {
@@ -80,12 +80,24 @@ fn responses_the_lane_relays_and_those_it_hands_over() {
     for text in [
         &b"HTTP/1.1 503 Unavailable\r\nContent-Length: 0\r\n\r\n"[..],
         b"HTTP/1.1 100 Continue\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
         b"HTTP/1.1 200 OK\r\n\r\n",
     ] {
         assert!(response_head(&resp(text), false, true, 1, &rules(false)).is_none());
     }
+    let chunked = resp(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let (head, body) = response_head(&chunked, false, true, 1, &rules(false)).unwrap();
+    assert_eq!(body, Body::Chunked);
+    assert_eq!(head, b"HTTP/1.1 200 OK\r\nVia: 1.1 pyproxy-r\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec());
+    assert!(response_head(&chunked, false, false, 0, &rules(false)).is_none()); // HTTP/1.0 client: full relay
     let err = resp(b"HTTP/1.1 404 Not Found\r\nl5d-err: x\r\nContent-Length: 0\r\n\r\n");
     assert!(response_head(&err, false, true, 1, &rules(true)).is_none());
     assert!(response_head(&err, false, true, 1, &rules(false)).is_some());
+}
+
+#[test]
+fn trailers_lose_hop_by_hop_framing_and_at_an_edge_l5d_fields() {
+    let text = b"X-Sum: 1\r\nConnection: x\r\nContent-Length: 3\r\nHost: h\r\nl5d-secret: s\r\n\r\n";
+    let (fields, _) = h1::parse_trailers(text, 0, 8192, 100).unwrap().unwrap();
+    assert_eq!(trailer_block(&fields, false), b"X-Sum: 1\r\nl5d-secret: s\r\n".to_vec());
+    assert_eq!(trailer_block(&fields, true), b"X-Sum: 1\r\n".to_vec());
 }

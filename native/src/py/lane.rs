@@ -74,7 +74,19 @@ enum Up {
     Connecting,
     Sending,
     Head,
+    /// A Content-Length body: this many bytes to go.
     Body(u64),
+    /// A chunked body, re-framed chunk by chunk.
+    Chunked(Chunk),
+}
+
+/// Where a chunked body is: a size line, data (bytes to go), the CRLF after it, the trailers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Chunk {
+    Size,
+    Data(u64),
+    Crlf,
+    Trailers,
 }
 
 struct Exchange {
@@ -239,7 +251,7 @@ impl Core {
         }
         if let Some(ex) = d.ex.as_ref() {
             // A body paused for backpressure moves on once the client has taken enough.
-            if matches!(ex.state, Up::Body(_)) && Self::pending_out(d) < HIGH_WATER {
+            if matches!(ex.state, Up::Body(_) | Up::Chunked(_)) && Self::pending_out(d) < HIGH_WATER {
                 return self.on_up(py, i, d);
             }
             return Fate::Keep;
@@ -523,11 +535,72 @@ impl Core {
                     ex.head_at = self.now;
                     ex.buf.drain(..head_len);
                     d.out.extend_from_slice(&head_bytes);
-                    let remaining = match body {
-                        Body::None => 0,
-                        Body::Fixed(n) => n,
+                    ex.state = match body {
+                        Body::None => Up::Body(0),
+                        Body::Fixed(n) => Up::Body(n),
+                        Body::Chunked => Up::Chunked(Chunk::Size),
                     };
-                    ex.state = Up::Body(remaining);
+                }
+                Up::Chunked(chunk) => {
+                    let rules = &self.servers[d.server].rules;
+                    let (max_line, max_head, max_headers, edge) = (rules.max_line, rules.max_head, rules.max_headers, rules.edge);
+                    let next = match chunk {
+                        Chunk::Size => match h1::parse_chunk_line(&ex.buf, 0, max_line) {
+                            Err(_) => return self.finish(py, i, d, true),
+                            Ok(None) => None,
+                            Ok(Some((0, end))) => {
+                                ex.buf.drain(..end);
+                                Some(Chunk::Trailers)
+                            }
+                            Ok(Some((size, end))) => {
+                                ex.buf.drain(..end);
+                                d.out.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+                                Some(Chunk::Data(size))
+                            }
+                        },
+                        Chunk::Data(remaining) => {
+                            let take = (remaining.min(ex.buf.len() as u64)) as usize;
+                            d.out.extend_from_slice(&ex.buf[..take]);
+                            ex.buf.drain(..take);
+                            let remaining = remaining - take as u64;
+                            if remaining == 0 {
+                                d.out.extend_from_slice(b"\r\n");
+                                Some(Chunk::Crlf)
+                            } else {
+                                ex.state = Up::Chunked(Chunk::Data(remaining));
+                                None
+                            }
+                        }
+                        Chunk::Crlf if ex.buf.len() >= 2 => {
+                            if &ex.buf[..2] != b"\r\n" {
+                                return self.finish(py, i, d, true);
+                            }
+                            ex.buf.drain(..2);
+                            Some(Chunk::Size)
+                        }
+                        Chunk::Crlf => None,
+                        Chunk::Trailers => match h1::parse_trailers(&ex.buf, 0, max_head, max_headers) {
+                            Err(_) => return self.finish(py, i, d, true),
+                            Ok(None) => None,
+                            Ok(Some((fields, end))) => {
+                                let block = head::trailer_block(&fields, edge);
+                                drop(fields);
+                                ex.buf.drain(..end);
+                                d.out.extend_from_slice(b"0\r\n");
+                                d.out.extend_from_slice(&block);
+                                d.out.extend_from_slice(b"\r\n");
+                                return self.finish(py, i, d, false);
+                            }
+                        },
+                    };
+                    match next {
+                        Some(state) => ex.state = Up::Chunked(state),
+                        None => {
+                            if let Some(fate) = self.more(d) {
+                                return fate.unwrap_or_else(|| self.finish(py, i, d, true));
+                            }
+                        }
+                    }
                 }
                 Up::Body(remaining) => {
                     let take = (remaining.min(ex.buf.len() as u64)) as usize;
@@ -540,25 +613,38 @@ impl Core {
                     if remaining == 0 {
                         return self.finish(py, i, d, false);
                     }
-                    if self.flush(d).is_err() {
-                        return Fate::Close;
-                    }
-                    if Self::pending_out(d) >= HIGH_WATER {
-                        return Fate::Keep; // resumes when the client drains (on_down)
-                    }
-                    let Some(ex) = d.ex.as_mut() else {
-                        return Fate::Close;
-                    };
-                    if ex.eof {
-                        return self.finish(py, i, d, true);
-                    }
-                    let want = (remaining.min(1 << 18)) as usize;
-                    match read_some(&mut ex.sock, &mut ex.buf, want) {
-                        Ok((0, false)) => return Fate::Keep,
-                        Ok((_, eof)) => ex.eof |= eof,
-                        Err(_) => ex.eof = true,
+                    if let Some(fate) = self.more(d) {
+                        return fate.unwrap_or_else(|| self.finish(py, i, d, true));
                     }
                 }
+            }
+        }
+    }
+
+    /// A body needs more bytes from the upstream: write what waits first; None when some were
+    /// read (go on), `Some(Some(fate))` to stop here for now, `Some(None)` when the upstream
+    /// ended the body early (the caller finishes it as truncated).
+    fn more(&mut self, d: &mut Down) -> Option<Option<Fate>> {
+        if self.flush(d).is_err() {
+            return Some(Some(Fate::Close));
+        }
+        if Self::pending_out(d) >= HIGH_WATER {
+            return Some(Some(Fate::Keep)); // resumes when the client drains (on_down)
+        }
+        let ex = d.ex.as_mut()?;
+        if ex.eof {
+            return Some(None);
+        }
+        let want = ex.buf.len() + (1 << 18);
+        match read_some(&mut ex.sock, &mut ex.buf, want) {
+            Ok((0, false)) => Some(Some(Fate::Keep)),
+            Ok((_, eof)) => {
+                ex.eof |= eof;
+                None
+            }
+            Err(_) => {
+                ex.eof = true;
+                None
             }
         }
     }
@@ -893,7 +979,8 @@ impl Lane {
     }
 
     /// The lane's response rules on one head, for the differential tests: None when it hands the
-    /// response over, else `(downstream head, body length or None)`.
+    /// response over, else `(downstream head, body)` with body None (no body), a length, or -1
+    /// (chunked).
     #[staticmethod]
     fn relay_head<'py>(
         py: Python<'py>,
@@ -911,9 +998,10 @@ impl Lane {
         let Some((bytes, body)) = head::response_head(&resp, head_request, keep_down, req_minor, &rules) else {
             return Ok(None);
         };
-        let length = match body {
+        let length: Option<i64> = match body {
             Body::None => None,
-            Body::Fixed(n) => Some(n),
+            Body::Fixed(n) => Some(n as i64),
+            Body::Chunked => Some(-1),
         };
         Ok(Some((PyBytes::new(py, &bytes), length).into_pyobject(py)?.into_any()))
     }
