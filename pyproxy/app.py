@@ -216,7 +216,7 @@ class App:
         ident = idents[0].header.lower().encode("latin-1")
         p = router.params
         timeout = error_response(408, "timed out reading the request head", True, 0, 0, False)
-        index = lane.add_server(server, ident, (p.max_line, p.max_head, p.max_headers), timeout)
+        index = lane.add_server(server, ident, (p.max_line, p.max_head, p.max_headers), p.stream_after, timeout)
         server.rules = dataclasses.replace(server.rules, lane=index)
         server.lane, server.lane_index = lane, index
         router.lane, router.lane_ident = lane, ident

@@ -1,8 +1,8 @@
 """The Python side of the lane, the native data path (``native/src/lane``, ``native/src/py/lane.rs``).
 
 With the native kernels, a listener whose router qualifies hands each accepted connection to the
-lane. The lane forwards, entirely in Rust, the requests it can take whole (no body, no deadline, a
-route installed for their key, a 200-499 response framed by Content-Length or chunks); it gives
+lane. The lane forwards, entirely in Rust, the requests it can take whole (no body or a small one
+already received, no deadline, a route installed for their key, a 200-499 response framed by Content-Length or chunks); it gives
 everything else back, so the trio path (server, router, exchange) stays the specification and serves every case:
 
 * a request the lane declines comes back with its connection (``HANDOFF``); the router serves it,
@@ -132,11 +132,14 @@ class LaneDriver:
         # handed to Python, exchanges Python continued, upstreams it could not reach, routes installed
         self.counts = {"requests": 0, "handoffs": 0, "resumes": 0, "failed": 0, "installs": 0}
 
-    def add_server(self, server: "Server", ident: bytes, limits: Tuple[int, int, int], timeout_response: bytes) -> int:
-        """Registers a listener; returns its lane index."""
+    def add_server(
+        self, server: "Server", ident: bytes, limits: Tuple[int, int, int], stream_after: int, timeout_response: bytes
+    ) -> int:
+        """Registers a listener; returns its lane index. ``stream_after``: the largest request body
+        the lane buffers whole (larger ones stream, on the trio path)."""
         rules = server.rules
         index = self.native.add_server(
-            rules.clear_context, rules.via, rules.max_call_depth, ident, *limits,
+            rules.clear_context, rules.via, rules.max_call_depth, ident, *limits, stream_after,
             server.idle_timeout, server.header_timeout, timeout_response,
         )
         self.servers.append(server)

@@ -291,7 +291,7 @@ class Router:
     def _lane_install(self, req: Request, server: int, ctx: dict, dst: Path, tree: NameTree, local: Dtab) -> bool:
         """Install this request's route in the lane under the key the lane computes for it."""
         assert self.lane is not None
-        if req.has_body or req.expect_continue or self.lane_ident is None:
+        if req.chunked or req.content_length > self.params.stream_after or req.expect_continue or self.lane_ident is None:
             return False
         leaves = flatten(tree)
         if not leaves:

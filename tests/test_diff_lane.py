@@ -39,6 +39,7 @@ VIA = b"1.1 pyproxy-r"
 ROUTE = [(b"l5d-dst-service", b"/svc/web"), (b"l5d-dst-client", b"/#/io.l5d.fs/web")]
 TRACE, REQID = b"VFJBQ0U=", b"00000000000000aa"
 GOOD_TRACE = base64.b64encode(struct.pack(">QQQQ", 1, 2, 3, 6))
+STREAM_AFTER = 5120  # the router's streamAfterContentLengthKB (5) in bytes
 
 
 def _case(name: str) -> st.SearchStrategy[str]:
@@ -56,7 +57,7 @@ REQUEST_FIELDS = st.one_of(
     st.tuples(_case("l5d-ctx-trace"), st.sampled_from([GOOD_TRACE.decode(), "not-base64", base64.b64encode(b"short").decode()])),
     st.tuples(st.sampled_from(["l5d-ctx-deadline", "l5d-sample", "l5d-reqid", "l5d-dst-service", "l5d_dtab", "l5d-foo", "L5d-Bar"]), st.just("1")),
     st.tuples(st.sampled_from(["Keep-Alive", "TE", "Upgrade", "Proxy-Connection", "Trailer", "Expect"]), st.sampled_from(["x", "100-continue"])),
-    st.tuples(_case("Content-Length"), st.sampled_from(["0", "5"])),
+    st.tuples(_case("Content-Length"), st.sampled_from(["0", "5", "5121"])),
     st.tuples(st.just("Transfer-Encoding"), st.just("chunked")),
     st.tuples(st.just("User-Agent"), st.just("probe/1")),
 )
@@ -84,7 +85,7 @@ def parsed_request(head: bytes) -> Optional[Request]:
 
 def trio_path_request(req: Request, server: int, edge: bool, ident: bytes, max_depth: int) -> Optional[Tuple[bytes, object, bytes]]:
     """What the trio path would forward for a request the lane may take (None: it may not)."""
-    if req.content_length > 0 or req.chunked or req.expect_continue or not req.target.startswith(b"/"):
+    if req.content_length > STREAM_AFTER or req.chunked or req.expect_continue or not req.target.startswith(b"/"):
         return None
     kept, ctx, via_values = h.scan_request(req.headers, req.connection, edge=edge)
     if h.CTX_DEADLINE in ctx or h.SAMPLE in ctx:
@@ -120,7 +121,7 @@ def test_requests_the_lane_takes_and_what_it_sends(head: bytes, edge: bool, iden
     if req is None:
         return  # the parser refuses it: the lane hands it to Python, which answers the error
     block = b"".join(b"%s: %s\r\n" % kv for kv in ROUTE)
-    lane = _impl.Lane.scan(head, server, edge, VIA, max_depth, ident, block, TRACE, REQID, b"l5d-ctx-dtab: /x=>/y\r\n")
+    lane = _impl.Lane.scan(head, server, edge, VIA, max_depth, ident, block, TRACE, REQID, b"l5d-ctx-dtab: /x=>/y\r\n", STREAM_AFTER)
     event("the lane takes it" if lane is not None else "the lane declines it")
     assert lane == trio_path_request(req, server, edge, ident, max_depth)
 

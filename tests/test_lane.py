@@ -194,6 +194,11 @@ def test_5xx_goes_back_to_python_for_classification_and_retries(env: Env) -> Non
         for _ in range(2):
             status, headers, body = exchange(c, "/text/ok", "bad")
             assert (status, body) == (503, b"failing on purpose")  # retried within budget, then relayed
+            # with a body: handed over with it, the connection stays usable after the answer
+            c.request("POST", "/text/ok", body=b"abc", headers={"Host": "bad"})
+            r = c.getresponse()
+            assert (r.status, r.read()) == (503, b"failing on purpose")
+            assert exchange(c, "/text/next", "a")[2] == b"next"
     finally:
         c.close()
     if env.lane:
@@ -425,3 +430,61 @@ def test_chunked_responses_are_reframed_with_their_trailers(env: Env, where: str
         after = env.metrics()
         assert after["lane/requests"] >= before["lane/requests"] + 2  # the first one installs the route
         assert after["lane/resumes"] == before["lane/resumes"]
+
+
+def _echo_body(out: bytes) -> dict:
+    status, _, body = split_response(out)
+    assert status == 200, out[:300]
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
+def test_small_bodies_take_the_lane_and_arrive_whole(env: Env) -> None:
+    import hashlib
+
+    before = env.metrics()
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        for n in (0, 1, 300, 5120, 5121, 20000):  # the last two are over streamAfterContentLengthKB
+            data = bytes(range(256)) * (n // 256) + b"z" * (n % 256)
+            c.request("POST", "/echo", body=data, headers={"Host": "a"})
+            r = c.getresponse()
+            got = json.loads(r.read())
+            assert r.status == 200 and got["body_len"] == n and got["body_sha256"] == hashlib.sha256(data).hexdigest()
+            assert [k.lower() for k, _ in got["headers"]].count("content-length") == 1
+    finally:
+        c.close()
+    if env.lane:
+        assert env.lane_count("requests") >= before.get("lane/requests", 0) + 3
+
+
+def test_a_body_that_arrives_after_its_head_is_waited_for(env: Env) -> None:
+    s = socket.create_connection(env.inner, timeout=10)
+    try:
+        for _ in range(2):  # the first installs the route, the second is the lane's
+            s.sendall(b"PUT /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello")
+            time.sleep(0.2)
+            s.sendall(b"world")
+            buf = b""
+            while b"\r\n\r\n" not in buf or len(buf.partition(b"\r\n\r\n")[2]) < int(buf.lower().split(b"content-length:")[1].split(b"\r\n")[0]):
+                chunk = s.recv(65536)
+                assert chunk
+                buf += chunk
+            got = _echo_body(buf)
+            assert got["method"] == "PUT" and got["body_head"] == "helloworld"
+    finally:
+        s.close()
+
+
+def test_a_retried_request_keeps_its_body(env: Env) -> None:
+    """A GET with a small body answered 503 by the lane's pick is retried by Python (the exchange
+    continues from the lane's attempt) with the same body, on the good endpoint."""
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        for i in range(10):
+            body = b"payload-%d" % i
+            c.request("GET", "/echo", body=body, headers={"Host": "halfbad"})
+            r = c.getresponse()
+            got = json.loads(r.read())
+            assert r.status == 200 and got["body_head"] == body.decode()
+    finally:
+        c.close()

@@ -54,6 +54,9 @@ pub struct ServerRules {
     pub max_line: usize,
     pub max_head: usize,
     pub max_headers: usize,
+    /// Largest request body the lane buffers whole and can replay (`streamAfterContentLengthKB`):
+    /// larger ones stream, on the trio path.
+    pub stream_after: usize,
 }
 
 fn eq(name: &[u8], lower: &[u8]) -> bool {
@@ -109,8 +112,8 @@ pub fn route_key(server: u16, ident: &[u8], ctx_dtab: &[&[u8]], dtab: &[&[u8]]) 
 
 /// Whether the lane takes `req` on a listener with `rules` (None: the Python path serves it).
 pub fn scan_request<'a>(req: &Request<'a>, server: u16, rules: &ServerRules) -> Option<Scan<'a>> {
-    // No body (nothing to stream or replay), origin form, nothing to continue.
-    if req.content_length > 0 || req.chunked || req.expect_continue || req.target.first() != Some(&b'/') {
+    // A body small enough to buffer whole (nothing to stream), origin form, nothing to continue.
+    if req.content_length > rules.stream_after as i64 || req.chunked || req.expect_continue || req.target.first() != Some(&b'/') {
         return None;
     }
     let edge = rules.edge;
@@ -225,8 +228,8 @@ pub fn request_head(req: &Request<'_>, scan: &Scan<'_>, rules: &ServerRules, rou
     field(&mut out, b"l5d-ctx-trace", trace);
     field(&mut out, b"l5d-reqid", reqid);
     out.extend_from_slice(ctx);
-    if req.content_length == 0 {
-        out.extend_from_slice(b"Content-Length: 0\r\n");
+    if req.content_length >= 0 {
+        field(&mut out, b"Content-Length", req.content_length.to_string().as_bytes());
     }
     out.extend_from_slice(b"\r\n");
     out

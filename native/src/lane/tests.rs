@@ -13,6 +13,7 @@ fn rules(edge: bool) -> ServerRules {
         max_line: 4096,
         max_head: 8192,
         max_headers: 100,
+        stream_after: 5120,
     }
 }
 
@@ -47,7 +48,7 @@ fn overrides_are_part_of_the_key_except_at_an_edge() {
 #[test]
 fn what_the_lane_declines() {
     for text in [
-        &b"POST / HTTP/1.1\r\nHost: web\r\nContent-Length: 3\r\n\r\nabc"[..],
+        &b"POST / HTTP/1.1\r\nHost: web\r\nContent-Length: 5121\r\n\r\n"[..],
         b"POST / HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: web\r\nl5d-ctx-deadline: 1 2\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: web\r\nl5d-sample: 0.5\r\n\r\n",

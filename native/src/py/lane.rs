@@ -99,7 +99,10 @@ struct Exchange {
     fwd_pos: usize,
     buf: Vec<u8>,
     eof: bool,
+    /// The request head as received (Python parses it again when it takes the exchange over).
     raw: Vec<u8>,
+    /// The request body (buffered whole): back in front of the client's bytes on a handover.
+    body: Vec<u8>,
     route: Rc<Route>,
     branch: usize,
     slot: i64,
@@ -184,11 +187,14 @@ impl Core {
 
     /// The connection and its exchange go to Python, which continues the exchange.
     fn resume(&mut self, py: Python<'_>, d: Down, ex: Box<Exchange>) {
-        let Down { sock: mut down, server, buf: down_buf, .. } = d;
+        let Down { sock: mut down, server, buf: rest, .. } = d;
         let _ = self.poll.registry().deregister(&mut down);
         self.servers[server].count -= 1;
         let ctx = self.ctx(py, &ex);
-        let Exchange { sock: up, buf, raw, eof, slot, started, .. } = *ex;
+        let Exchange { sock: up, buf, raw, body, eof, slot, started, .. } = *ex;
+        // Python reads the request body again from the client's bytes: it goes back in front.
+        let mut down_buf = body;
+        down_buf.extend_from_slice(&rest);
         let event = (
             RESUME,
             ctx,
@@ -323,6 +329,15 @@ impl Core {
         let Some(route) = self.routes.get(&scan.key).cloned() else {
             return Fate::Handoff;
         };
+        let body_len = req.content_length.max(0) as usize;
+        if d.buf.len() < req.head_len + body_len {
+            // a small body still arriving: wait for all of it (the header timeout bounds the wait)
+            if d.eof {
+                return Fate::Handoff;
+            }
+            d.head_since.get_or_insert(self.now);
+            return Fate::Keep;
+        }
         let branch = if route.branches.len() == 1 {
             0
         } else if route.total <= 0.0 {
@@ -357,7 +372,7 @@ impl Core {
         let parent = scan.parent.unwrap_or_else(|| TraceId::root(self.draws.id()));
         let trace = parent.child(self.draws.id());
         let rules = &self.servers[d.server].rules;
-        let fwd = head::request_head(&req, &scan, rules, &b.block, &trace.header(), &trace.reqid(), &route.ctx_block);
+        let mut fwd = head::request_head(&req, &scan, rules, &b.block, &trace.header(), &trace.reqid(), &route.ctx_block);
         let keep_down = head::request_keep_alive(&req);
         let head_request = req.method == b"HEAD";
         let req_minor = req.minor;
@@ -365,6 +380,8 @@ impl Core {
         drop(scan);
         drop(req);
         let raw: Vec<u8> = d.buf.drain(..head_len).collect();
+        let body: Vec<u8> = d.buf.drain(..body_len).collect();
+        fwd.extend_from_slice(&body);
         d.head_since = None;
         let (sock, pooled, state) = match self.pools.take(addr, self.now) {
             Some(sock) => (sock, true, Up::Sending),
@@ -376,7 +393,7 @@ impl Core {
                 Err(_) => {
                     let ctx = route.branches[branch].ctx.clone_ref(py);
                     self.emit(py, (FAILED, ctx, d.server, slot, self.now, self.now));
-                    d.buf.splice(0..0, raw);
+                    d.buf.splice(0..0, raw.into_iter().chain(body));
                     return Fate::Handoff;
                 }
             },
@@ -392,6 +409,7 @@ impl Core {
             buf: Vec::new(),
             eof: false,
             raw,
+            body,
             route,
             branch,
             slot,
@@ -426,7 +444,8 @@ impl Core {
         let ctx = self.ctx(py, &ex);
         self.emit(py, (FAILED, ctx, d.server, ex.slot, ex.started, self.now));
         let raw = std::mem::take(&mut ex.raw);
-        d.buf.splice(0..0, raw);
+        let body = std::mem::take(&mut ex.body);
+        d.buf.splice(0..0, raw.into_iter().chain(body));
         Fate::Handoff
     }
 
@@ -757,6 +776,7 @@ impl Lane {
         max_line: usize,
         max_head: usize,
         max_headers: usize,
+        stream_after: usize,
         idle_timeout: f64,
         header_timeout: f64,
         timeout_response: Vec<u8>,
@@ -770,6 +790,7 @@ impl Lane {
                 max_line,
                 max_head,
                 max_headers,
+                stream_after,
             },
             idle_timeout,
             header_timeout,
@@ -965,8 +986,18 @@ impl Lane {
         trace: &[u8],
         reqid: &[u8],
         ctx_block: &[u8],
+        stream_after: usize,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let rules = ServerRules { edge, via, max_call_depth, ident: ident.to_ascii_lowercase(), max_line: 1 << 16, max_head: 1 << 20, max_headers: 1000 };
+        let rules = ServerRules {
+            edge,
+            via,
+            max_call_depth,
+            ident: ident.to_ascii_lowercase(),
+            max_line: 1 << 16,
+            max_head: 1 << 20,
+            max_headers: 1000,
+            stream_after,
+        };
         let Ok(Some(req)) = h1::parse_request_head(head, rules.max_line, rules.max_head, rules.max_headers) else {
             return Err(PyValueError::new_err("not a complete, valid request head"));
         };
@@ -991,7 +1022,16 @@ impl Lane {
         edge: bool,
         via: Vec<u8>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let rules = ServerRules { edge, via, max_call_depth: 0, ident: Vec::new(), max_line: 1 << 16, max_head: 1 << 20, max_headers: 1000 };
+        let rules = ServerRules {
+            edge,
+            via,
+            max_call_depth: 0,
+            ident: Vec::new(),
+            max_line: 1 << 16,
+            max_head: 1 << 20,
+            max_headers: 1000,
+            stream_after: 0,
+        };
         let Ok(Some(resp)) = h1::parse_response_head(head, rules.max_head, rules.max_headers) else {
             return Err(PyValueError::new_err("not a complete, valid response head"));
         };
