@@ -45,7 +45,7 @@ pub fn b64encode(data: &[u8]) -> Vec<u8> {
 /// Canonical base64 only (length a multiple of 4, padding only at the end, zero pad bits): the
 /// values on which the lane and Python's `b64decode(validate=True)` surely agree; None otherwise.
 pub fn b64decode(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 4 != 0 {
+    if !text.len().is_multiple_of(4) {
         return None;
     }
     let pad = text.iter().rev().take_while(|&&c| c == b'=').count();
@@ -113,7 +113,7 @@ impl Draws {
         Draws(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn draw(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -123,12 +123,12 @@ impl Draws {
 
     /// A non-zero 64-bit id (Python: `getrandbits(64) or 1`).
     pub fn id(&mut self) -> u64 {
-        self.next().max(1)
+        self.draw().max(1)
     }
 
     /// Uniform in [0, 1).
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.draw() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

@@ -54,6 +54,9 @@ struct Branch {
     block: Vec<u8>,
 }
 
+/// A branch as `Lane.install` receives it: weight, ctx, balancer, `(slot, ip, port)`s, field block.
+type BranchArg = (f64, Py<PyAny>, Py<Balancer>, Vec<(i64, String, u16)>, Vec<u8>);
+
 struct Route {
     branches: Vec<Branch>,
     total: f64,
@@ -355,7 +358,7 @@ impl Core {
             k
         };
         let b = &route.branches[branch];
-        let draw = self.draws.next();
+        let draw = self.draws.draw();
         let slot = match b.balancer.bind(py).try_borrow_mut() {
             Ok(mut bal) => bal.0.pick(self.now, draw).unwrap_or(-1),
             Err(_) => -1,
@@ -812,7 +815,7 @@ impl Lane {
     fn install(
         &mut self,
         key: Vec<u8>,
-        branches: Vec<(f64, Py<PyAny>, Py<Balancer>, Vec<(i64, String, u16)>, Vec<u8>)>,
+        branches: Vec<BranchArg>,
         ctx_block: Vec<u8>,
     ) -> bool {
         let mut out = Vec::with_capacity(branches.len());
