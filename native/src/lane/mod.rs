@@ -48,7 +48,9 @@ pub fn release_fd(sock: TcpStream) -> i32 {
 }
 
 /// Reads what is available into `buf`, at most `limit` bytes in all: (bytes read, end of stream).
-/// Stops at `WouldBlock`; an error other than that is returned.
+/// Stops at `WouldBlock`, or after a read shorter than asked: on a TCP socket that read emptied
+/// the receive queue, and new data will raise a new edge (saves an `EAGAIN` call per read). An
+/// error other than `WouldBlock` is returned.
 pub fn read_some(sock: &mut TcpStream, buf: &mut Vec<u8>, limit: usize) -> io::Result<(usize, bool)> {
     let mut total = 0;
     let mut chunk = [0u8; 16 * 1024];
@@ -59,6 +61,9 @@ pub fn read_some(sock: &mut TcpStream, buf: &mut Vec<u8>, limit: usize) -> io::R
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
                 total += n;
+                if n < want {
+                    return Ok((total, false));
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((total, false)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -512,7 +512,12 @@ impl Core {
                     }
                 }
                 Up::Sending => match write_some(&mut ex.sock, &ex.fwd, &mut ex.fwd_pos) {
-                    Ok(true) => ex.state = Up::Head,
+                    Ok(true) => {
+                        // The answer cannot be there yet: wait for its readable edge instead of
+                        // asking the socket now (one EAGAIN call per request saved).
+                        ex.state = Up::Head;
+                        return Fate::Keep;
+                    }
                     Ok(false) => return Fate::Keep,
                     Err(_) => {
                         if ex.pooled && !ex.resent {
