@@ -4,13 +4,15 @@
 with every listener on port 0, waits (bounded) for the readiness lines
 ``pyproxy: listening name=<name> addr=<ip>:<port>``, and on ``stop()`` sends SIGTERM, then SIGKILL
 after a deadline. ``raw(addr, data)`` sends bytes and reads the answer until the server closes or a
-timeout passes.
+timeout passes. ``one_router(...)`` is a proxy with one router in front of one origin.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 READY = re.compile(r"pyproxy: listening name=(\S+) addr=(\S+)")
 
@@ -115,3 +117,28 @@ def split_response(response: bytes) -> Tuple[int, Dict[str, str], bytes]:
         k, _, v = line.partition(b":")
         headers[k.strip().lower().decode("latin-1")] = v.strip().decode("latin-1")
     return status, headers, body
+
+
+@contextlib.contextmanager
+def one_router(
+    port: int, service: str, impl: str, *, label: str = "http", top: str = "", server: str = "",
+    extra_env: Optional[Dict[str, str]] = None,
+) -> Iterator[ProxyProcess]:
+    """A proxy with one router (``label``) in front of one origin at ``port`` named ``service`` (an
+    io.l5d.fs file); ``top`` adds top-level config (e.g. telemetry), ``server`` keys of the listener."""
+    root = tempfile.mkdtemp(prefix="pyproxy-disco-")
+    with open(os.path.join(root, service), "w") as f:
+        f.write(f"127.0.0.1 {port}\n")
+    proxy = ProxyProcess(
+        f"admin: {{ip: 127.0.0.1, port: 0}}\n{top}"
+        f"namers:\n- {{kind: io.l5d.fs, rootDir: {root}}}\n"
+        f"routers:\n- protocol: http\n  label: {label}\n  dtab: /svc => /#/io.l5d.fs\n"
+        f"  servers:\n  - {{ip: 127.0.0.1, port: 0{', ' + server if server else ''}}}\n",
+        impl,
+        extra_env=extra_env,
+    )
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+        shutil.rmtree(root, ignore_errors=True)

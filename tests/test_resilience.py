@@ -14,7 +14,7 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 
 from conftest import TWINS
-from proxyproc import ProxyProcess
+from proxyproc import ProxyProcess, one_router
 from upstream import HangUpOrigin, Origin
 
 
@@ -154,29 +154,13 @@ def test_stale_pooled_connections_are_replaced_without_losing_or_repeating_reque
     """Every pooled connection to this origin is closed by it after one response. Reused at once
     (unchecked) or after a pause (checked first), the request must arrive exactly once."""
     origin = HangUpOrigin()
-    root = tempfile.mkdtemp(prefix="pyproxy-disco-")
-    with open(os.path.join(root, "hangup"), "w") as f:
-        f.write(f"127.0.0.1 {origin.port}\n")
-    proxy = ProxyProcess(
-        f"""
-admin: {{ip: 127.0.0.1, port: 0}}
-namers:
-- {{kind: io.l5d.fs, rootDir: {root}}}
-routers:
-- protocol: http
-  dtab: /svc => /#/io.l5d.fs
-  servers: [{{ip: 127.0.0.1, port: 0}}]
-""",
-        impl,
-    )
     try:
-        addr = proxy.addr("http")
-        statuses = [request(addr, "hangup", method="POST")[0] for _ in range(5)]
-        time.sleep(1.3)  # now the pooled connection is old enough to be checked before reuse
-        statuses += [request(addr, "hangup", method="POST")[0] for _ in range(2)]
+        with one_router(origin.port, "hangup", impl) as proxy:
+            addr = proxy.addr("http")
+            statuses = [request(addr, "hangup", method="POST")[0] for _ in range(5)]
+            time.sleep(1.3)  # now the pooled connection is old enough to be checked before reuse
+            statuses += [request(addr, "hangup", method="POST")[0] for _ in range(2)]
         assert statuses == [200] * 7
         assert origin.hits == 7  # none lost, none sent twice
     finally:
-        proxy.stop()
         origin.close()
-        shutil.rmtree(root, ignore_errors=True)
