@@ -425,3 +425,95 @@ def admin_json(proxy: ProxyProcess, path: str) -> dict:
         return json.loads(a.getresponse().read())  # type: ignore[no-any-return]
     finally:
         a.close()
+
+
+def _dechunk(body: bytes) -> Tuple[bytes, bytes, List[bytes]]:
+    """(data, trailer section, chunk lines) of a chunked body."""
+    data, lines = bytearray(), []
+    while True:
+        line, _, body = body.partition(b"\r\n")
+        lines.append(line)
+        size = int(line.split(b";")[0], 16)
+        if size == 0:
+            return bytes(data), body, lines
+        data += body[:size]
+        assert body[size : size + 2] == b"\r\n"
+        body = body[size + 2 :]
+
+
+@pytest.mark.parametrize("where", ["inner", "edge"])
+def test_chunked_responses_are_reframed_with_their_trailers(env: Env, where: str) -> None:
+    """Chunk extensions dropped, data intact, trailers relayed (without l5d-* at an edge); with the
+    lane on, by the lane itself (no resume)."""
+    addr = env.inner if where == "inner" else env.edge
+    before = env.metrics()
+    for _ in range(3):
+        out = raw(addr, b"GET /chunked/2500?l5d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower()
+        data, trailers, lines = _dechunk(body)
+        assert data == b"y" * 2500 and all(b";" not in line for line in lines)
+        want = b"X-Checksum: done\r\n" + (b"l5d-secret: hidden\r\n" if where == "inner" else b"") + b"\r\n"
+        assert trailers == want
+    if env.lane:
+        after = env.metrics()
+        assert after["lane/requests"] >= before["lane/requests"] + 2  # the first one installs the route
+        assert after["lane/resumes"] == before["lane/resumes"]
+
+
+def _echo_body(out: bytes) -> dict:
+    status, _, body = split_response(out)
+    assert status == 200, out[:300]
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
+def test_small_bodies_take_the_lane_and_arrive_whole(env: Env) -> None:
+    import hashlib
+
+    before = env.metrics()
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        for n in (0, 1, 300, 5120, 5121, 20000):  # the last two are over streamAfterContentLengthKB
+            data = bytes(range(256)) * (n // 256) + b"z" * (n % 256)
+            c.request("POST", "/echo", body=data, headers={"Host": "a"})
+            r = c.getresponse()
+            got = json.loads(r.read())
+            assert r.status == 200 and got["body_len"] == n and got["body_sha256"] == hashlib.sha256(data).hexdigest()
+            assert [k.lower() for k, _ in got["headers"]].count("content-length") == 1
+    finally:
+        c.close()
+    if env.lane:
+        assert env.lane_count("requests") >= before.get("lane/requests", 0) + 3
+
+
+def test_a_body_that_arrives_after_its_head_is_waited_for(env: Env) -> None:
+    s = socket.create_connection(env.inner, timeout=10)
+    try:
+        for _ in range(2):  # the first installs the route, the second is the lane's
+            s.sendall(b"PUT /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello")
+            time.sleep(0.2)
+            s.sendall(b"world")
+            buf = b""
+            while b"\r\n\r\n" not in buf or len(buf.partition(b"\r\n\r\n")[2]) < int(buf.lower().split(b"content-length:")[1].split(b"\r\n")[0]):
+                chunk = s.recv(65536)
+                assert chunk
+                buf += chunk
+            got = _echo_body(buf)
+            assert got["method"] == "PUT" and got["body_head"] == "helloworld"
+    finally:
+        s.close()
+
+
+def test_a_retried_request_keeps_its_body(env: Env) -> None:
+    """A GET with a small body answered 503 by the lane's pick is retried by Python (the exchange
+    continues from the lane's attempt) with the same body, on the good endpoint."""
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        for i in range(10):
+            body = b"payload-%d" % i
+            c.request("GET", "/echo", body=body, headers={"Host": "halfbad"})
+            r = c.getresponse()
+            got = json.loads(r.read())
+            assert r.status == 200 and got["body_head"] == body.decode()
+    finally:
+        c.close()
