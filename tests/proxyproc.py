@@ -103,6 +103,15 @@ def raw(addr: Tuple[str, int], data: bytes, *, timeout: float = 10.0, half_close
         s.close()
 
 
+def dead_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return int(port)
+
+
 def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
 

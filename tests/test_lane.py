@@ -20,18 +20,11 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from proxyproc import ProxyProcess, one_router, raw, split_response
+from proxyproc import ProxyProcess, dead_port, one_router, raw, split_response
 from upstream import Origin
 
 pytestmark = pytest.mark.native  # the lane exists with the native kernels only
 
-
-def _dead_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Env:
@@ -43,7 +36,7 @@ class Env:
         self.write("b", [self.b.port])
         self.write("halfbad", [self.bad.port, self.a.port])
         self.write("bad", [self.bad.port])
-        self.write("mixed", [_dead_port(), self.a.port])
+        self.write("mixed", [dead_port(), self.a.port])
         self.write("moving", [self.a.port])
         config = f"""
 admin: {{ip: 127.0.0.1, port: 0}}

@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 
 from conftest import TWINS
-from proxyproc import ProxyProcess, raw, split_response, status_of
+from proxyproc import ProxyProcess, dead_port, raw, split_response, status_of
 from upstream import Origin
 
 DTAB = "/srv => /#/io.l5d.fs; /host => /srv; /svc => /host; /host/world => /srv/world-v1;"
@@ -30,10 +30,7 @@ class Env:
     def __init__(self, impl: str) -> None:
         self.root = tempfile.mkdtemp(prefix="pyproxy-disco-")
         self.v1, self.v2, self.echo = Origin(), Origin(), Origin()
-        dead = socket.socket()
-        dead.bind(("127.0.0.1", 0))
-        self.dead_port = dead.getsockname()[1]
-        dead.close()  # nothing listens there any more
+        self.dead_port = dead_port()  # nothing listens there
         for name, port in (("world-v1", self.v1.port), ("world-v2", self.v2.port), ("echo", self.echo.port), ("dead", self.dead_port)):
             with open(os.path.join(self.root, name), "w") as f:
                 f.write(f"127.0.0.1 {port}\n")

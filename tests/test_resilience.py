@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import socket
 import tempfile
 import time
 from typing import Dict, Iterator, List, Tuple
@@ -14,16 +13,9 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 
 from conftest import TWINS
-from proxyproc import ProxyProcess, one_router
+from proxyproc import ProxyProcess, dead_port, one_router
 from upstream import HangUpOrigin, Origin
 
-
-def _dead_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Env:
@@ -34,7 +26,7 @@ class Env:
         self.slow = Origin()
         self.fast = [Origin(), Origin()]
         self.lagging = Origin(delay=0.15)
-        self.write("mixed", [self.good[0].port, _dead_port(), self.good[1].port])
+        self.write("mixed", [self.good[0].port, dead_port(), self.good[1].port])
         self.write("halfbad", [self.bad[0].port, self.good[0].port])
         self.write("allbad", [o.port for o in self.bad])
         self.write("slow", [self.slow.port])
