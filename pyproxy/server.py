@@ -3,6 +3,10 @@
 Per connection, requests are served in order (pipelined requests wait in the buffer). Slow clients
 are bounded: a connection idle between requests closes after ``idle_timeout``; once the first byte
 of a head has arrived the whole head must arrive within ``header_timeout`` (else 408 and close).
+A small body (Content-Length up to ``streamAfterContentLengthKB``, no ``Expect: 100-continue``) is
+read whole before the request is routed, within ``header_timeout`` of its head (else 408): only a
+request whose body is at hand can be retried, and whether it is must not depend on how the client's
+bytes happened to be split into TCP segments. Linkerd buffers such bodies too; so does the lane.
 
 The idle timeout is enforced by one sweeper task per server, not by a deadline per connection:
 moving a trio deadline costs a heap operation in Python, twice per keep-alive request, where a
@@ -166,6 +170,20 @@ class Server:
             self.connections -= 1
             await conn.aclose()
 
+    async def _await_body(self, conn: Conn, length: int) -> bool:
+        """Receive until a small body is buffered whole; False after a 408 (the client was too slow).
+
+        At end of stream it returns True with the body incomplete: reading it then fails as it would
+        have while streaming.
+        """
+        with trio.move_on_after(self.header_timeout):
+            while len(conn.buf) < length and await conn.fill():
+                pass
+            return True
+        p = self.router.params
+        await conn.send_all(error_response(408, "timed out reading the request body", self.rules.clear_context, p.max_err_response, p.max_head, False))
+        return False
+
     async def _serve_connection(self, conn: Conn, scope: trio.CancelScope, resume: Optional["Resume"] = None) -> None:
         router = self.router
         p = router.params
@@ -200,6 +218,9 @@ class Server:
                 return
             req = Request.from_kernel(t)
             body = Body.of(conn, req, limits)
+            if 0 < req.content_length <= p.stream_after and len(conn.buf) < req.content_length and not req.expect_continue:
+                if not await self._await_body(conn, req.content_length):
+                    return
             if self.max_concurrent is not None and self.active >= self.max_concurrent:
                 await conn.send_all(error_response(503, "max concurrent requests exceeded", self.rules.clear_context, p.max_err_response, p.max_head, False, req))
                 return
