@@ -20,6 +20,7 @@ import trio
 
 from .config.base import tag_of
 from .errors import ConfigError
+from .footprint import trim_heap
 from .forwarded import Forwarded, Labeler
 from .http1 import error_response
 from .lane import LaneDriver
@@ -270,6 +271,7 @@ class App:
             # it out of the collector's sight so collections during traffic scan only new objects.
             gc.collect()
             gc.freeze()
+            trim_heap()
             task_status.started()
             await self._stop.wait()
             for _, server in self.listening():

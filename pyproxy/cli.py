@@ -135,12 +135,14 @@ def _load_config(source: str):  # type: ignore[no-untyped-def]
 
 
 def _run(args: argparse.Namespace) -> int:
+    import os
+
+    from .footprint import defer_unused
+
+    defer_unused()  # before trio is imported: OpenSSL stays out of the serving process until used
     import trio
 
     from .app import App, run_until_signal
-
-    import os
-
     from .logs import configure
 
     level = args.log_level or os.environ.get("PYPROXY_LOG")
