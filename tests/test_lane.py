@@ -9,6 +9,7 @@ everything could not pass.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -21,7 +22,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from proxyproc import ProxyProcess, dead_port, one_router, raw, split_response
-from upstream import Origin
+from upstream import HangUpOrigin, Origin
 
 pytestmark = pytest.mark.native  # the lane exists with the native kernels only
 
@@ -419,6 +420,58 @@ def test_timeouts_of_connections_the_lane_holds(lane: str) -> None:
                 s.close()
             served = admin_json(proxy, "/admin/metrics.json").get("lane/requests", 0)
         assert served == (1 if lane == "on" else 0)  # the idle connection was the lane's
+    finally:
+        origin.close()
+
+
+def _pooled_after(proxy: ProxyProcess, want: int, seconds: float = 5.0) -> float:
+    """``lane/pooled`` once it equals ``want`` (or whatever it is after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        pooled = admin_json(proxy, "/admin/metrics.json")["lane/pooled"]
+        if pooled == want or time.monotonic() > deadline:
+            return pooled  # type: ignore[no-any-return]
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _lane_client(port: int, service: str) -> Iterator[Tuple[ProxyProcess, http.client.HTTPConnection]]:
+    """A lane proxy in front of one origin, and a client connection to it."""
+    with one_router(port, service, "native", extra_env={"PYPROXY_LANE": "on"}) as proxy:
+        c = http.client.HTTPConnection(*proxy.addr("http"), timeout=20)
+        try:
+            yield proxy, c
+        finally:
+            c.close()
+
+
+def test_the_lane_drops_a_pooled_connection_as_soon_as_the_upstream_closes_it() -> None:
+    """Pooled upstream sockets stay registered with the lane, so an upstream that closes an idle
+    keep-alive connection is seen at once and the connection leaves the pool (the next request
+    does not first try a dead one)."""
+    hang = HangUpOrigin()
+    try:
+        with _lane_client(hang.port, "hang") as (proxy, c):
+            for _ in range(5):
+                assert exchange(c, "/", "hang")[::2] == (200, b"ok")
+            assert hang.hits == 5
+            assert admin_json(proxy, "/admin/metrics.json")["lane/requests"] >= 3  # the lane served (and pooled) most
+            assert _pooled_after(proxy, 0) == 0
+    finally:
+        hang.close()
+
+
+def test_a_pooled_connection_the_upstream_keeps_open_stays_pooled() -> None:
+    origin = Origin()
+    try:
+        with _lane_client(origin.port, "web") as (proxy, c):
+            for _ in range(3):
+                assert exchange(c, "/text/x", "web")[2] == b"x"
+            assert _pooled_after(proxy, 1) == 1
+            time.sleep(0.3)
+            assert admin_json(proxy, "/admin/metrics.json")["lane/pooled"] == 1
+            assert exchange(c, "/text/y", "web")[2] == b"y"
+            assert admin_json(proxy, "/admin/metrics.json")["lane/pooled"] == 1  # reused, not a second one
     finally:
         origin.close()
 

@@ -1,6 +1,6 @@
 """Live gauges read off the running App when metrics are exported (no hook in the request path).
 
-Owns: ``lane/{routes,requests,handoffs,resumes,failed,installs}`` (the native data path),
+Owns: ``lane/{routes,pooled,requests,handoffs,resumes,failed,installs}`` (the native data path),
 ``rt/<r>/server/<ip>/<port>/{connections,pending}``, ``rt/<r>/client/<id>/{loadbalancer/size,
 loadbalancer/available,pending,connections}`` and ``process/{uptime_ms,rss_bytes,cpu_ms}``.
 
@@ -79,6 +79,7 @@ def app_collector(app: Any) -> Collector:
         lane = getattr(app, "lane", None)
         if lane is not None:
             yield ("lane", "routes"), lane.native.routes()
+            yield ("lane", "pooled"), lane.native.pooled()
             for name, value in lane.counts.items():
                 yield ("lane", name), value
 

@@ -92,30 +92,47 @@ pub const CHECK_AFTER: f64 = 1.0;
 /// Idle connections kept per endpoint (`pyproxy.client.EndpointPool.max_idle`).
 pub const MAX_IDLE: usize = 128;
 
-/// Idle upstream connections per endpoint address, most recently used last.
+/// Idle upstream connections per endpoint address, most recently used last, each with the lane's
+/// slot for it (its epoll token: a pooled connection stays registered, so taking it or putting it
+/// back costs no system call, and the upstream closing it is seen at once).
 #[derive(Default)]
 pub struct Pools {
-    idle: HashMap<SocketAddr, Vec<(TcpStream, f64)>>,
+    idle: HashMap<SocketAddr, Vec<(TcpStream, usize, f64)>>,
 }
 
 impl Pools {
-    /// A pooled connection to `addr` that is still open, or None.
-    pub fn take(&mut self, addr: SocketAddr, now: f64) -> Option<TcpStream> {
+    /// A pooled connection to `addr` that is still open, or None; connections found closed are
+    /// moved to `stale` (the caller releases their slots).
+    pub fn take(&mut self, addr: SocketAddr, now: f64, stale: &mut Vec<(TcpStream, usize)>) -> Option<(TcpStream, usize)> {
         let list = self.idle.get_mut(&addr)?;
-        while let Some((sock, since)) = list.pop() {
+        while let Some((sock, slot, since)) = list.pop() {
             if now - since < CHECK_AFTER || still_open(&sock) {
-                return Some(sock);
+                return Some((sock, slot));
             }
+            stale.push((sock, slot));
         }
         None
     }
 
-    /// Keeps `sock` for reuse (closes it when the endpoint already has enough).
-    pub fn put(&mut self, addr: SocketAddr, sock: TcpStream, now: f64) {
+    /// Keeps `sock` for reuse; gives it back when the endpoint already has enough.
+    pub fn put(&mut self, addr: SocketAddr, sock: TcpStream, slot: usize, now: f64) -> Option<(TcpStream, usize)> {
         let list = self.idle.entry(addr).or_default();
         if list.len() < MAX_IDLE {
-            list.push((sock, now));
+            list.push((sock, slot, now));
+            return None;
         }
+        Some((sock, slot))
+    }
+
+    /// Takes out the pooled connection in `slot` if the upstream closed it or sent bytes unasked
+    /// (its socket turned readable while idle); None while it is still fit for reuse.
+    pub fn evict(&mut self, addr: SocketAddr, slot: usize) -> Option<TcpStream> {
+        let list = self.idle.get_mut(&addr)?;
+        let at = list.iter().position(|(_, s, _)| *s == slot)?;
+        if still_open(&list[at].0) {
+            return None;
+        }
+        Some(list.remove(at).0)
     }
 
     pub fn clear(&mut self) {

@@ -94,6 +94,8 @@ enum Chunk {
 
 struct Exchange {
     sock: TcpStream,
+    /// The upstream socket's slot in `Core::ups` (its epoll token).
+    up: usize,
     addr: SocketAddr,
     pooled: bool,
     resent: bool,
@@ -102,6 +104,9 @@ struct Exchange {
     fwd_pos: usize,
     buf: Vec<u8>,
     eof: bool,
+    /// A readiness event said the upstream closed its side (its FIN may come with the response,
+    /// and no later edge would tell): the connection is not pooled.
+    closing: bool,
     /// The request head as received (Python parses it again when it takes the exchange over).
     raw: Vec<u8>,
     /// The request body (buffered whole): back in front of the client's bytes on a handover.
@@ -144,10 +149,20 @@ enum Fate {
     Resume(Box<Exchange>),
 }
 
+/// Who holds an upstream socket: a client connection's exchange, or the pool.
+#[derive(Clone, Copy)]
+enum UpOwner {
+    Conn(usize),
+    Pool(SocketAddr),
+}
+
 struct Core {
     poll: Poll,
     routes: HashMap<Vec<u8>, Rc<Route>>,
     pools: Pools,
+    /// Upstream sockets by slot (token `2 * slot + 1`), registered from connect to close.
+    ups: Vec<Option<UpOwner>>,
+    ups_free: Vec<usize>,
     draws: Draws,
     servers: Vec<Server>,
     out: Vec<Py<PyAny>>,
@@ -160,8 +175,8 @@ fn down_token(i: usize) -> Token {
     Token(2 * i)
 }
 
-fn up_token(i: usize) -> Token {
-    Token(2 * i + 1)
+fn up_token(slot: usize) -> Token {
+    Token(2 * slot + 1)
 }
 
 fn os_err(e: std::io::Error) -> PyErr {
@@ -169,6 +184,56 @@ fn os_err(e: std::io::Error) -> PyErr {
 }
 
 impl Core {
+    /// A slot for a new upstream socket held by connection `i`.
+    fn new_up(&mut self, i: usize) -> usize {
+        match self.ups_free.pop() {
+            Some(k) => {
+                self.ups[k] = Some(UpOwner::Conn(i));
+                k
+            }
+            None => {
+                self.ups.push(Some(UpOwner::Conn(i)));
+                self.ups.len() - 1
+            }
+        }
+    }
+
+    /// The upstream socket in `slot` leaves the lane (closed, or handed to Python).
+    fn drop_up(&mut self, slot: usize, sock: &mut TcpStream) {
+        let _ = self.poll.registry().deregister(sock);
+        if let Some(owner) = self.ups.get_mut(slot) {
+            if owner.take().is_some() {
+                self.ups_free.push(slot);
+            }
+        }
+    }
+
+    /// A pooled connection to `addr` (its slot now held by connection `i`), or None.
+    fn take_pooled(&mut self, addr: SocketAddr, i: usize) -> Option<(TcpStream, usize)> {
+        let mut stale = Vec::new();
+        let found = self.pools.take(addr, self.now, &mut stale);
+        for (mut sock, k) in stale {
+            self.drop_up(k, &mut sock);
+        }
+        let (sock, k) = found?;
+        self.ups[k] = Some(UpOwner::Conn(i));
+        Some((sock, k))
+    }
+
+    /// The upstream socket in `slot` turned ready: whose it is, or None once a pooled connection
+    /// the upstream closed has been dropped (a spurious event is ignored).
+    fn up_ready(&mut self, slot: usize) -> Option<usize> {
+        match self.ups.get(slot).copied().flatten()? {
+            UpOwner::Conn(i) => Some(i),
+            UpOwner::Pool(addr) => {
+                if let Some(mut sock) = self.pools.evict(addr, slot) {
+                    self.drop_up(slot, &mut sock);
+                }
+                None
+            }
+        }
+    }
+
     fn emit<'py, T: IntoPyObject<'py>>(&mut self, py: Python<'py>, event: T) {
         if let Ok(obj) = event.into_pyobject(py) {
             self.out.push(obj.into_any().into_bound().unbind());
@@ -219,7 +284,7 @@ impl Core {
         let _ = self.poll.registry().deregister(&mut d.sock);
         self.servers[d.server].count -= 1;
         if let Some(mut ex) = d.ex.take() {
-            let _ = self.poll.registry().deregister(&mut ex.sock);
+            self.drop_up(ex.up, &mut ex.sock);
             let ctx = self.ctx(py, &ex);
             if ex.head_at > 0.0 {
                 let none = py.None();
@@ -386,12 +451,21 @@ impl Core {
         let body: Vec<u8> = d.buf.drain(..body_len).collect();
         fwd.extend_from_slice(&body);
         d.head_since = None;
-        let (sock, pooled, state) = match self.pools.take(addr, self.now) {
-            Some(sock) => (sock, true, Up::Sending),
+        let (sock, up, pooled, state) = match self.take_pooled(addr, i) {
+            Some((sock, up)) => (sock, up, true, Up::Sending),
             None => match TcpStream::connect(addr) {
-                Ok(sock) => {
+                Ok(mut sock) => {
                     let _ = sock.set_nodelay(true);
-                    (sock, false, Up::Connecting)
+                    let up = self.new_up(i);
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if self.poll.registry().register(&mut sock, up_token(up), interest).is_err() {
+                        self.drop_up(up, &mut sock);
+                        let ctx = route.branches[branch].ctx.clone_ref(py);
+                        self.emit(py, (FAILED, ctx, d.server, slot, self.now, self.now));
+                        d.buf.splice(0..0, raw.into_iter().chain(body));
+                        return Fate::Handoff;
+                    }
+                    (sock, up, false, Up::Connecting)
                 }
                 Err(_) => {
                     let ctx = route.branches[branch].ctx.clone_ref(py);
@@ -403,6 +477,7 @@ impl Core {
         };
         d.ex = Some(Box::new(Exchange {
             sock,
+            up,
             addr,
             pooled,
             resent: false,
@@ -411,6 +486,7 @@ impl Core {
             fwd_pos: 0,
             buf: Vec::new(),
             eof: false,
+            closing: false,
             raw,
             body,
             route,
@@ -424,17 +500,6 @@ impl Core {
             head_request,
             req_minor,
         }));
-        let ex = d.ex.as_mut().map(|ex| &mut ex.sock);
-        if let Some(sock) = ex {
-            if self
-                .poll
-                .registry()
-                .register(sock, up_token(i), Interest::READABLE | Interest::WRITABLE)
-                .is_err()
-            {
-                return self.connect_failed(py, d);
-            }
-        }
         self.on_up(py, i, d)
     }
 
@@ -443,7 +508,7 @@ impl Core {
         let Some(mut ex) = d.ex.take() else {
             return Fate::Close;
         };
-        let _ = self.poll.registry().deregister(&mut ex.sock);
+        self.drop_up(ex.up, &mut ex.sock);
         let ctx = self.ctx(py, &ex);
         self.emit(py, (FAILED, ctx, d.server, ex.slot, ex.started, self.now));
         let raw = std::mem::take(&mut ex.raw);
@@ -457,6 +522,7 @@ impl Core {
         let Some(ex) = d.ex.as_mut() else {
             return Fate::Close;
         };
+        // the slot stays this exchange's: only the socket behind its token changes
         let _ = self.poll.registry().deregister(&mut ex.sock);
         match TcpStream::connect(ex.addr) {
             Ok(sock) => {
@@ -471,10 +537,11 @@ impl Core {
         ex.fwd_pos = 0;
         ex.buf.clear();
         ex.eof = false;
+        ex.closing = false;
         if self
             .poll
             .registry()
-            .register(&mut ex.sock, up_token(i), Interest::READABLE | Interest::WRITABLE)
+            .register(&mut ex.sock, up_token(ex.up), Interest::READABLE | Interest::WRITABLE)
             .is_err()
         {
             return self.connect_failed(py, d);
@@ -486,7 +553,7 @@ impl Core {
     fn give_up(&mut self, d: &mut Down) -> Fate {
         match d.ex.take() {
             Some(mut ex) => {
-                let _ = self.poll.registry().deregister(&mut ex.sock);
+                self.drop_up(ex.up, &mut ex.sock);
                 Fate::Resume(ex)
             }
             None => Fate::Close,
@@ -681,20 +748,26 @@ impl Core {
         let Some(ex) = d.ex.take() else {
             return Fate::Close;
         };
-        let mut ex = *ex;
-        let _ = self.poll.registry().deregister(&mut ex.sock);
-        if !truncated && ex.up_keep && ex.buf.is_empty() && !ex.eof {
-            self.pools.put(ex.addr, ex.sock, self.now);
+        let Exchange { sock, up, addr, route, branch, raw, slot, started, head_at, status, keep_down, up_keep, buf, eof, closing, .. } =
+            *ex;
+        let rejected = if !truncated && up_keep && buf.is_empty() && !eof && !closing {
+            self.ups[up] = Some(UpOwner::Pool(addr)); // stays registered under its token
+            self.pools.put(addr, sock, up, self.now).map(|(s, _)| s)
+        } else {
+            Some(sock)
+        };
+        if let Some(mut s) = rejected {
+            self.drop_up(up, &mut s);
         }
-        let ctx = ex.route.branches[ex.branch].ctx.clone_ref(py);
+        let ctx = route.branches[branch].ctx.clone_ref(py);
         let sample = if self.recent > 0.0 && self.draws.unit() < self.recent {
-            sample(py, &ex.raw, &d.sock)
+            sample(py, &raw, &d.sock)
         } else {
             py.None()
         };
-        let e = (DONE, ctx, d.server, ex.slot, ex.started, ex.head_at, self.now, ex.status, sample);
+        let e = (DONE, ctx, d.server, slot, started, head_at, self.now, status, sample);
         self.emit(py, e);
-        if truncated || !ex.keep_down || self.servers[d.server].draining {
+        if truncated || !keep_down || self.servers[d.server].draining {
             d.close_after = true;
         }
         if self.flush(d).is_err() {
@@ -761,6 +834,8 @@ impl Lane {
                 poll: Poll::new().map_err(os_err)?,
                 routes: HashMap::new(),
                 pools: Pools::default(),
+                ups: Vec::new(),
+                ups_free: Vec::new(),
                 draws: Draws::new(seed),
                 servers: Vec::new(),
                 out: Vec::new(),
@@ -906,15 +981,24 @@ impl Lane {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.events.clear(),
             Err(e) => return Err(os_err(e)),
         }
-        let ready: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
-        for t in ready {
-            let i = t / 2;
+        let ready: Vec<(usize, bool)> = self.events.iter().map(|e| (e.token().0, e.is_read_closed())).collect();
+        for (t, read_closed) in ready {
+            let up = t % 2 == 1;
+            let i = if up {
+                match self.core.up_ready(t / 2) {
+                    Some(i) => i,
+                    None => continue, // a pooled connection (dropped if the upstream closed it)
+                }
+            } else {
+                t / 2
+            };
             let Some(mut d) = self.conns.get_mut(i).and_then(Option::take) else {
                 continue;
             };
-            let fate = if t % 2 == 0 {
+            let fate = if !up {
                 self.core.on_down(py, i, &mut d)
-            } else if d.ex.is_some() {
+            } else if let Some(ex) = d.ex.as_mut().filter(|ex| ex.up == t / 2) {
+                ex.closing |= read_closed;
                 self.core.on_up(py, i, &mut d)
             } else {
                 Fate::Keep
@@ -970,6 +1054,11 @@ impl Lane {
             }
         }
         self.take_out(py)
+    }
+
+    /// Idle upstream connections the lane keeps for reuse (``lane/pooled``).
+    fn pooled(&self) -> usize {
+        self.core.ups.iter().filter(|o| matches!(o, Some(UpOwner::Pool(_)))).count()
     }
 
     /// Connections of listener `server` the lane holds now.
@@ -1063,6 +1152,8 @@ impl Lane {
         }
         self.core.out.clear();
         self.core.pools.clear();
+        self.core.ups.clear();
+        self.core.ups_free.clear();
         self.core.routes.clear();
     }
 }
