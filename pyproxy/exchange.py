@@ -91,6 +91,7 @@ class Exchange:
         self.status = 0  # the status answered downstream (0: none); for the metrics hooks
         self.length = -1  # the Content-Length answered downstream (-1: none or unframed); access log
         self.failure: Optional[str] = None  # what went wrong, for failures/<name>
+        self.success: Optional[bool] = None  # the relayed response's classification (None: we answered)
         self.last_endpoint: Optional["Endpoint"] = None
 
     async def run(self, timeout: Optional[float]) -> bool:
@@ -190,17 +191,21 @@ class Exchange:
                 await self._send_error(exc.status, str(exc), keep=False, retryable=not exc.written)
                 return False
             end = trio.current_time()
-            retryable_header = (h.get(resp.headers, h.RETRYABLE) or b"").strip().lower() == b"true"
-            verdict = service.classifier.classify(req.method, resp.status, retryable_header=retryable_header)
+            verdict = self._classify(resp)
             client.done(ep, end, end - now, ok=verdict == SUCCESS)
             client.stats.record(resp.status, (end - now) * 1000.0, success=verdict == SUCCESS)
             if verdict == RETRYABLE and await self._may_retry():
                 await self._discard_response(ep, up, resp)
                 delay = await self._backoff(delay)
                 continue
-            keep_down, reusable = await self._relay(up, resp)
+            keep_down, reusable = await self._relay(up, resp, verdict == SUCCESS)
             ep.pool.release(up, reusable)
             return keep_down
+
+    def _classify(self, resp: Response) -> str:
+        """The service's response classifier on ``resp`` (``l5d-retryable: true`` upgrades a failure)."""
+        retryable = (h.get(resp.headers, h.RETRYABLE) or b"").strip().lower() == b"true"
+        return self.service.classifier.classify(self.req.method, resp.status, chunked_request=self.req.chunked, retryable_header=retryable)
 
     async def _may_retry(self) -> bool:
         if self.attempts >= MAX_ATTEMPTS:
@@ -312,9 +317,10 @@ class Exchange:
             try:
                 resp = await self._read_response(up)
                 end = trio.current_time()
-                client.done(ep, end, end - now, ok=resp.status < 500)
-                client.stats.record(resp.status, (end - now) * 1000.0)
-                keep_down, reusable = await self._relay(up, resp)
+                ok = self._classify(resp) == SUCCESS
+                client.done(ep, end, end - now, ok=ok)
+                client.stats.record(resp.status, (end - now) * 1000.0, success=ok)
+                keep_down, reusable = await self._relay(up, resp, ok)
             except (_AttemptFailed, OSError, RemoteProtocolError) as exc:
                 failure = exc
                 end = trio.current_time()
@@ -359,11 +365,13 @@ class Exchange:
             if self.req.minor == 1 and (resp.status != 100 or self.req.expect_continue):
                 await self.down.send_all(serialize_response_head(1, resp.status, resp.reason, _response_fields(resp, self.edge, self.rules)))
 
-    async def _relay(self, up: Conn, resp: Response) -> Tuple[bool, bool]:
-        """Relay the response; returns (client connection reusable, upstream connection reusable)."""
+    async def _relay(self, up: Conn, resp: Response, success: bool) -> Tuple[bool, bool]:
+        """Relay the response (classified ``success`` or not); returns (client connection reusable,
+        upstream connection reusable)."""
         req = self.req
         head_only = req.method == b"HEAD" or no_body_status(resp.status)
-        fields = _response_fields(resp, self.edge, self.rules)
+        self.success = success
+        fields = _response_fields(resp, self.edge, self.rules, success)
         blank = self.edge and h.get(resp.headers, h.ERR) is not None
         rbody = Body(up, 0) if head_only else Body.of(up, resp, self._limits(), until_close=True)
         keep_down = req.keep_alive
@@ -450,9 +458,11 @@ class _Pump:
             pass  # the upstream stopped reading (it may already have answered); the relay decides
 
 
-def _response_fields(resp: Response, edge: bool, rules: "ServerRules") -> List[Tuple[bytes, bytes]]:
+def _response_fields(resp: Response, edge: bool, rules: "ServerRules", success: Optional[bool] = None) -> List[Tuple[bytes, bytes]]:
     """One pass: the response fields to relay (hop-by-hop, nominated, framing and, at an edge,
-    ``l5d-*`` removed) with our ``Via`` appended to the received ones."""
+    ``l5d-*`` removed) with our ``Via`` appended to the received ones. A final response gets
+    ``l5d-success-class``, this router's classification (``success``), in place of any received
+    one, as Linkerd's path stack sets it (not at an edge: no ``l5d-*`` field leaves one)."""
     drop = h.HOP_BY_HOP
     if resp.connection:
         nominated = {t for t in resp.connection if t not in (b"close", b"keep-alive", b"content-length", b"via")}
@@ -467,9 +477,11 @@ def _response_fields(resp: Response, edge: bool, rules: "ServerRules") -> List[T
         if name == b"via":
             via.append(kv[1])
             continue
-        if edge and h.is_l5d(name):
+        if (edge and h.is_l5d(name)) or name == h.SUCCESS_CLASS:
             continue
         kept.append(kv)
+    if success is not None and not edge:
+        kept.append((h.SUCCESS_CLASS, b"1.0" if success else b"0.0"))
     kept.append((b"Via", b", ".join([*via, rules.via]) if via else rules.via))
     return kept
 

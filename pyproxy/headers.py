@@ -51,6 +51,8 @@ DST_CLIENT = b"l5d-dst-client"
 DST_RESIDUAL = b"l5d-dst-residual"
 ERR = b"l5d-err"
 RETRYABLE = b"l5d-retryable"
+#: This router's classification of a response (``1.0`` success, ``0.0`` failure), as Linkerd's path stack sets it.
+SUCCESS_CLASS = b"l5d-success-class"
 VIA = b"via"
 
 #: Removed from every forwarded request and response (RFC 9110 §7.6.1, Linkerd 1.x's list).

@@ -258,11 +258,11 @@ class Router:
         ms = (time.perf_counter() - t0) * 1000.0
         status, failure = ex.status, ex.failure
         if srv is not None:
-            srv.record(status, ms, failure)
+            srv.record(status, ms, failure, ex.success)
         if self.params.access_log is not None:
             self._log_access(req, down, status, ex.length)
         svc = self.stats.service(dst.show)
-        svc.record(status, ms, failure)
+        svc.record(status, ms, failure, ex.success)
         svc.record_retries(ex.retries, ex.budget_exhausted)
         recent = self.params.recent
         if recent is not None:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from pyproxy import _impl
 from pyproxy import headers as h
+from pyproxy.classify import SUCCESS, Classifier
 from pyproxy.context import TraceId
 from pyproxy.errors import RemoteProtocolError
 from pyproxy.exchange import _response_fields
@@ -133,6 +134,7 @@ RESPONSE_FIELDS = st.one_of(
     st.tuples(_case("X-A"), st.just("1")),
     st.tuples(_case("Via"), st.sampled_from(["1.1 up", "a, b"])),
     st.tuples(st.sampled_from(["l5d-err", "L5D-Err", "l5d-x", "l5d_y"]), st.just("e")),
+    st.tuples(_case("l5d-success-class"), st.sampled_from(["0.0", "1.0"])),
     st.tuples(st.sampled_from(["Keep-Alive", "Trailer", "Upgrade", "Date"]), st.just("x")),
 )
 
@@ -157,7 +159,8 @@ def trio_path_response(resp: Response, head_request: bool, keep_down: bool, req_
     chunked = not head_only and resp.content_length < 0 and resp.chunked and req_minor == 1
     if not head_only and resp.content_length < 0 and not chunked:
         return None  # close-delimited, or chunked to an HTTP/1.0 client: the full relay
-    fields = _response_fields(resp, edge, ServerRules(clear_context=edge, via=VIA))
+    success = Classifier().classify(b"GET", resp.status) == SUCCESS  # the default classifier's verdict
+    fields = _response_fields(resp, edge, ServerRules(clear_context=edge, via=VIA), success)
     if resp.content_length >= 0:
         fields.append((b"Content-Length", b"%d" % resp.content_length))
     elif chunked:

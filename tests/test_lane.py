@@ -175,6 +175,76 @@ def test_the_edge_ignores_overrides_and_scrubs_responses(env: Env) -> None:
         c.close()
 
 
+def test_responses_carry_this_routers_success_class(env: Env) -> None:
+    """``l5d-success-class`` is set on relayed responses from the router's classifier, in place of an
+    upstream's (Linkerd's path stack), by the lane as by the trio path; never at an edge."""
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        for _ in range(3):  # the first installs the route, the others are the lane's when it is on
+            status, headers, _ = exchange(c, "/header/l5d-success-class/0.0", "a")
+            assert (status, headers.get("l5d-success-class")) == (200, "1.0")
+        status, headers, body = exchange(c, "/text/ok", "bad")  # retried within budget, then relayed
+        assert (status, body, headers.get("l5d-success-class")) == (503, b"failing on purpose", "0.0")
+    finally:
+        c.close()
+    c = http.client.HTTPConnection(*env.edge, timeout=20)
+    try:
+        for _ in range(2):
+            status, headers, _ = exchange(c, "/header/l5d-success-class/0.0", "a")
+            assert status == 200 and "l5d-success-class" not in headers
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("lane", ["on", "off"])
+def test_server_and_service_stats_follow_the_classifier(lane: str) -> None:
+    """With io.l5d.http.allSuccessful a 503 is a success for the server and service scopes too (as
+    Linkerd's server reads the router's l5d-success-class); a Linkerd-made 502 stays a failure."""
+    bad = Origin(fail_status=503)
+    root = tempfile.mkdtemp(prefix="pyproxy-disco-")
+    try:
+        with open(os.path.join(root, "bad"), "w") as f:
+            f.write(f"127.0.0.1 {bad.port}\n")
+        with open(os.path.join(root, "gone"), "w") as f:
+            f.write(f"127.0.0.1 {dead_port()}\n")
+        config = f"""
+admin: {{ip: 127.0.0.1, port: 0}}
+namers:
+- {{kind: io.l5d.fs, rootDir: {root}}}
+routers:
+- protocol: http
+  label: lenient
+  dtab: /svc => /#/io.l5d.fs
+  service: {{responseClassifier: {{kind: io.l5d.http.allSuccessful}}}}
+  servers: [{{ip: 127.0.0.1, port: 0}}]
+"""
+        proxy = ProxyProcess(config, "native", extra_env={"PYPROXY_LANE": lane})
+        try:
+            c = http.client.HTTPConnection(*proxy.addr("lenient"), timeout=20)
+            try:
+                for _ in range(3):
+                    status, headers, _ = exchange(c, "/", "bad")
+                    assert (status, headers.get("l5d-success-class")) == (503, "1.0")
+            finally:
+                c.close()
+            c = http.client.HTTPConnection(*proxy.addr("lenient"), timeout=20)
+            try:
+                status, headers, _ = exchange(c, "/", "gone")
+                assert status == 502 and "l5d-success-class" not in headers
+            finally:
+                c.close()
+            m = admin_json(proxy, "/admin/metrics.json")
+        finally:
+            proxy.stop()
+        server = next(k.rsplit("/", 1)[0] for k in m if k.startswith("rt/lenient/server/") and k.endswith("/requests"))
+        assert (m[f"{server}/requests"], m[f"{server}/success"], m[f"{server}/failures"]) == (4, 3, 1)
+        svc = "rt/lenient/service/svc/bad"
+        assert (m[f"{svc}/requests"], m[f"{svc}/success"], m.get(f"{svc}/failures", 0)) == (3, 3, 0)
+    finally:
+        bad.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_5xx_goes_back_to_python_for_classification_and_retries(env: Env) -> None:
     before = env.metrics()
     c = http.client.HTTPConnection(*env.inner, timeout=20)

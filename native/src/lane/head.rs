@@ -294,10 +294,15 @@ pub fn response_head(
             via.push(f.value);
             continue;
         }
-        if rules.edge && is_l5d(name) {
+        if (rules.edge && is_l5d(name)) || eq(name, b"l5d-success-class") {
             continue;
         }
         field(&mut out, name, f.value);
+    }
+    if !rules.edge {
+        // this router's classification, as the trio path sets it: every classifier calls a
+        // 200-499 response a success (5xx ones go back to Python)
+        field(&mut out, b"l5d-success-class", b"1.0");
     }
     via_value(&mut out, &via, &rules.via);
     if resp.content_length >= 0 {

@@ -68,7 +68,7 @@ fn resp(text: &[u8]) -> h1::Response<'_> {
 
 #[test]
 fn responses_the_lane_relays_and_those_it_hands_over() {
-    let r = resp(b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nContent-Length: 2\r\nl5d-success-class: 1.0\r\nVia: 1.0 a\r\n\r\nok");
+    let r = resp(b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nContent-Length: 2\r\nl5d-success-class: 0.0\r\nVia: 1.0 a\r\n\r\nok");
     let (head, body) = response_head(&r, false, true, 1, &rules(true)).unwrap();
     assert_eq!(body, Body::Fixed(2));
     assert_eq!(head, b"HTTP/1.1 200 OK\r\nVia: 1.0 a, 1.1 pyproxy-r\r\nContent-Length: 2\r\n\r\n".to_vec());
@@ -88,7 +88,7 @@ fn responses_the_lane_relays_and_those_it_hands_over() {
     let chunked = resp(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
     let (head, body) = response_head(&chunked, false, true, 1, &rules(false)).unwrap();
     assert_eq!(body, Body::Chunked);
-    assert_eq!(head, b"HTTP/1.1 200 OK\r\nVia: 1.1 pyproxy-r\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec());
+    assert_eq!(head, b"HTTP/1.1 200 OK\r\nl5d-success-class: 1.0\r\nVia: 1.1 pyproxy-r\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec());
     assert!(response_head(&chunked, false, false, 0, &rules(false)).is_none()); // HTTP/1.0 client: full relay
     let err = resp(b"HTTP/1.1 404 Not Found\r\nl5d-err: x\r\nContent-Length: 0\r\n\r\n");
     assert!(response_head(&err, false, true, 1, &rules(true)).is_none());
