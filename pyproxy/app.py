@@ -33,6 +33,7 @@ from .identifiers import (
     PathIdentifier,
     StaticIdentifier,
 )
+from .namers.dtabfile import DtabFile
 from .namers.fs import FsNamer
 from .naming.binding import ConfiguredNamersInterpreter
 from .naming.dtab import Dtab
@@ -127,6 +128,7 @@ class App:
             fs = FsNamer(n.root_dir, prefix)
             self.fs_namers.append(fs)
             self.namers.append((prefix, fs))
+        self.dtab_files: List[Tuple[DtabFile, Router]] = []  # io.l5d.fs interpreters
         self.routers: List[Router] = []
         self.servers: List[Tuple[str, Server]] = []
         self.access_logs: List[Any] = []  # AccessLog (imported when one is configured)
@@ -170,6 +172,11 @@ class App:
         )
         router = Router(params, random.Random(self.rng.getrandbits(64)))
         self.routers.append(router)
+        interpreter = getattr(rc, "interpreter", None)
+        if interpreter is not None and tag_of(interpreter)[1] == "io.l5d.fs":
+            dtab_file = DtabFile(interpreter.dtab_file)
+            self.dtab_files.append((dtab_file, router))
+            self._apply_dtab_file(dtab_file, router, dtab_file.poll())
         for j, sc in enumerate(rc.servers):
             pseudonym = rc.label.encode("latin-1", "replace").replace(b" ", b"_")
             stamp = getattr(sc, "timestamp_header", None)
@@ -264,7 +271,7 @@ class App:
                 nursery.start_soon(self.lane.run)
             for name, server in self.listening():
                 print(f"pyproxy: listening name={name} addr={server.address}", file=sys.stderr, flush=True)
-            if self.fs_namers:
+            if self.fs_namers or self.dtab_files:
                 nursery.start_soon(self._watch_fs)
             nursery.start_soon(self.telemetry.run)
             # Everything built so far (config, routers, modules) lives as long as the process: move
@@ -293,6 +300,26 @@ class App:
                     await self._refresh(fs)
                 except Exception:  # noqa: BLE001 - discovery trouble must not stop the proxy
                     log.exception("io.l5d.fs: cannot refresh %s", fs.root)
+            for dtab_file, router in self.dtab_files:
+                try:
+                    self._apply_dtab_file(dtab_file, router, await trio.to_thread.run_sync(dtab_file.poll))
+                except Exception:  # noqa: BLE001 - as above
+                    log.exception("io.l5d.fs interpreter: cannot refresh %s", dtab_file.path)
+
+    @staticmethod
+    def _apply_dtab_file(dtab_file: DtabFile, router: Router, found: Any) -> None:
+        """Publish what a dtab file's poll found to its router (None: nothing changed)."""
+        if found is None:
+            return
+        if dtab_file.apply(found):
+            router.use_dtab_file(dtab_file.dtab)  # type: ignore[arg-type]
+            log.info("router %s: dtab from %s: %s", router.label, dtab_file.path, dtab_file.dtab.show)  # type: ignore[union-attr]
+        elif dtab_file.problem is not None:
+            if dtab_file.dtab is None:
+                router.await_dtab_file(dtab_file.problem)
+                log.warning("router %s: %s; requests wait for it (bindingTimeoutMs)", router.label, dtab_file.problem)
+            else:
+                log.warning("router %s: %s; the previous dtab stays in use", router.label, dtab_file.problem)
 
     @staticmethod
     async def _refresh(fs: FsNamer) -> None:

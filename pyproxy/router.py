@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import trio
@@ -110,8 +110,40 @@ class Router:
         self.stats = params.stats or RouterStats(Registry(), params.label)
         self.lane: Optional[LaneDriver] = None  # set by the App when this router's listeners use it
         self.lane_ident: Optional[bytes] = None  # the io.l5d.header.token header, lower case
+        # io.l5d.fs interpreter: the configured dtab, to which the file's dtab is prepended, and,
+        # until the file was first read, what requests wait for (and why it was not read)
+        self.configured_dtab = params.dtab
+        self.dtab_pending: Optional[trio.Event] = None
+        self.dtab_problem = ""
 
     # === naming ===
+
+    def await_dtab_file(self, problem: str) -> None:
+        """The base dtab comes from an io.l5d.fs interpreter's file that has not been read yet:
+        requests wait for it up to bindingTimeoutMs (``problem``: why it is not there)."""
+        if self.dtab_pending is None:
+            self.dtab_pending = trio.Event()
+        self.dtab_problem = problem
+
+    def use_dtab_file(self, dtab: Dtab) -> None:
+        """The io.l5d.fs interpreter's file says ``dtab``: bind through ``dtab ++ configured dtab``
+        from now on (cached bindings and lane routes are dropped)."""
+        self.params = replace(self.params, dtab=dtab.concat(self.configured_dtab))
+        self._binds.clear()
+        if self.lane is not None:
+            self.lane.clear_routes()
+        if self.dtab_pending is not None:
+            self.dtab_pending.set()
+            self.dtab_pending = None
+
+    async def _dtab_ready(self, dst: Path) -> None:
+        pending = self.dtab_pending
+        if pending is None:
+            return
+        with trio.move_on_after(self.params.binding_timeout):
+            await pending.wait()
+        if self.dtab_pending is not None:
+            raise RouteError(503, f"exceeded {self.params.binding_timeout:g} seconds binding {dst.show}: {self.dtab_problem}")
 
     def bind(self, local: Dtab, dst: Path) -> NameTree:
         """The bound tree of ``dst`` under ``router dtab ++ local`` (cached until a namer changes)."""
@@ -191,6 +223,8 @@ class Router:
                 raise RouteError(400, f"Unknown destination: {req.method.decode('latin-1')} {req.target.decode('latin-1')} / {ident.reason}")
             dst = ident.dst
             target = req.target if ident.target is None else ident.target.encode("latin-1")
+            if self.dtab_pending is not None:
+                await self._dtab_ready(dst)
             tree = self.bind(local, dst)
             if resume is not None:
                 client = resume.client
