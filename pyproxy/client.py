@@ -180,8 +180,18 @@ class Client:
     def done(self, ep: Endpoint, now: float, rtt: float, ok: bool) -> None:
         """The request picked on ``ep`` ended: its latency feeds the balancer, its result the accrual."""
         self.balancer.end(ep.slot, now, max(rtt, 0.0))
+        self.accrue(ep, ok, now)
+
+    def accrue(self, ep: Endpoint, ok: bool, now: float, count: int = 1) -> None:
+        """``count`` results of ``ep`` for its failure accrual (the balancer was told already)."""
         acc = ep.accrual
-        if acc is not None and acc.record(ok, now, self.rng.random()):
+        if acc is None:
+            return
+        for _ in range(count):
+            self._accrue_one(ep, acc, ok, now)
+
+    def _accrue_one(self, ep: Endpoint, acc: Accrual, ok: bool, now: float) -> None:
+        if acc.record(ok, now, self.rng.random()):
             down = acc.state == DEAD
             self.balancer.set_down(ep.slot, down)
             if down:

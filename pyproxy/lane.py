@@ -11,8 +11,11 @@ everything else back, so the trio path (server, router, exchange) stays the spec
 * a response the lane does not relay (5xx, interim, close-delimited, unparsable) comes back
   with both connections (``RESUME``) and the exchange continues in Python: classification,
   retries within budget, failure accrual, the full relay;
-* each completed request comes back as a result (``DONE``): latency to the balancer, the result to
-  failure accrual, budgets deposited, metrics counted, as the trio path does per request.
+* each completed request's latency goes to the balancer at once (in Rust, through the client's own
+  balancer kernel); the rest of its result comes back summed per route branch, listener and status
+  once per poll (``DONE``): failure accrual, budgets deposited, metrics counted (latency histograms
+  merged bucket by bucket), the same counts the trio path makes per request, at a cost per batch;
+  a request sampled for ``io.l5d.recentRequests`` also comes back alone (``SAMPLED``).
 
 What qualifies: a router whose identifier is one ``io.l5d.header.token``, without access log, and,
 process-wide, no ``io.l5d.zipkin`` telemeter (``io.l5d.recentRequests`` is kept: the lane draws its
@@ -53,7 +56,7 @@ __all__ = ["LaneDriver", "Resume", "route_key", "enabled"]
 log = logging.getLogger("pyproxy.lane")
 
 ENV = "PYPROXY_LANE"
-HANDOFF, DONE, RESUME, FAILED, ABANDON = range(5)
+HANDOFF, DONE, RESUME, FAILED, ABANDON, SAMPLED = range(6)
 
 
 def enabled() -> bool:
@@ -226,8 +229,9 @@ class LaneDriver:
             kind = ev[0]
             try:
                 if kind == DONE:
-                    counts["requests"] += 1
-                    self._done(*ev[1:])
+                    _, b, index, status, count, head_ms, total_ms, slots, seconds = ev
+                    counts["requests"] += count
+                    self._done(b, index, status, count, head_ms, total_ms, slots, seconds)
                 elif kind == HANDOFF:
                     counts["handoffs"] += 1
                     _, index, fd, received = ev
@@ -238,35 +242,50 @@ class LaneDriver:
                 elif kind == FAILED:
                     counts["failed"] += 1
                     self._failed(*ev[1:])
+                elif kind == SAMPLED:
+                    self._sampled(*ev[1:])
                 else:
                     self._abandoned(*ev[1:])
             except Exception:  # noqa: BLE001 - one event must not stop the lane
                 log.exception("lane event %r", kind)
 
     def _done(
-        self, b: Branch, index: int, slot: int, started: float, head_at: float, ended: float, status: int, sample: Optional[tuple]
+        self, b: Branch, index: int, status: int, count: int, head_ms: tuple, total_ms: tuple,
+        slots: List[Tuple[int, int]], seconds: List[Tuple[int, int]],
     ) -> None:
+        """``count`` requests of branch ``b`` on listener ``index`` answered ``status``: what
+        ``Client.done`` (less the balancer, told in Rust), the client, server and service scopes and
+        the budgets count for each request, counted once for all."""
         client = b.client
-        ep = client.by_slot.get(slot)
-        if ep is not None:
-            client.done(ep, head_at, head_at - started, True)
-        client.requests += 1
-        ms = (ended - started) * 1000.0
-        client.stats.record(status, (head_at - started) * 1000.0, success=True)
-        self.servers[index].stats.record(status, ms)
-        b.svc.record(status, ms)
-        b.svc.record_retries(0)
-        b.service.budget.deposit(started)
-        client.requeues.deposit(started)
-        b.router.requests += 1
-        if sample is not None and self.recent is not None:
-            method, target, peer = sample
-            server = self.servers[index]
-            self.recent.record(
-                router=b.router.label, source=peer, server=server.stats.scope.prefix[-1], logical=b.dst,
-                concrete=client.id, destination=(ep.host, ep.port) if ep is not None else None,
-                method=method, uri=target, status=status, latency_ms=ms, sampled=True,
-            )
+        now = trio.current_time()
+        for slot, n in slots:
+            ep = client.by_slot.get(slot)
+            if ep is not None:
+                client.accrue(ep, True, now, n)
+        client.requests += count
+        client.stats.record_batch(status, count, head_ms)
+        self.servers[index].stats.record_batch(status, count, total_ms)
+        svc = b.svc
+        svc.record_batch(status, count, total_ms)
+        svc.record_no_retries(count)
+        budget, requeues = b.service.budget, client.requeues
+        for second, n in seconds:
+            budget.deposit_many(second, n)
+            requeues.deposit_many(second, n)
+        b.router.requests += count
+
+    def _sampled(self, b: Branch, index: int, slot: int, started: float, ended: float, status: int, sample: tuple) -> None:
+        """One request of a DONE batch that ``io.l5d.recentRequests`` sampled."""
+        if self.recent is None:
+            return
+        method, target, peer = sample
+        ep = b.client.by_slot.get(slot)
+        server = self.servers[index]
+        self.recent.record(
+            router=b.router.label, source=peer, server=server.stats.scope.prefix[-1], logical=b.dst,
+            concrete=b.client.id, destination=(ep.host, ep.port) if ep is not None else None,
+            method=method, uri=target, status=status, latency_ms=(ended - started) * 1000.0, sampled=True,
+        )
 
     def _failed(self, b: Branch, index: int, slot: int, started: float, ended: float) -> None:
         client = b.client

@@ -52,6 +52,10 @@ class RetryBudget:
         """A request was made (each one earns ``percentCanRetry`` of a retry)."""
         self._requests[self._advance(now)] += 1
 
+    def deposit_many(self, now: float, count: int) -> None:
+        """``count`` requests made in the second of ``now``."""
+        self._requests[self._advance(now)] += count
+
     def try_withdraw(self, now: float) -> bool:
         """Spend one retry if the budget allows it."""
         i = self._advance(now)

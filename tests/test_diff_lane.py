@@ -14,6 +14,7 @@ framing fields.
 from __future__ import annotations
 
 import base64
+import math
 import struct
 from typing import List, Optional, Tuple
 
@@ -29,6 +30,7 @@ from pyproxy.errors import RemoteProtocolError
 from pyproxy.exchange import _response_fields
 from pyproxy.http1 import Request, Response, serialize_request_head, serialize_response_head
 from pyproxy.lane import route_key
+from pyproxy.metrics.histogram import Histogram, bucket_key
 from pyproxy.router import ServerRules
 
 pytestmark = [
@@ -182,3 +184,30 @@ def test_responses_the_lane_relays_and_their_heads(head: bytes, head_request: bo
     lane = _impl.Lane.relay_head(head, head_request, keep_down, req_minor, edge, VIA)
     event("the lane relays it" if lane is not None else "the lane hands it over")
     assert lane == trio_path_response(Response.from_kernel(t), head_request, keep_down, req_minor, edge)
+
+
+@MORE
+@given(st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.floats(min_value=0.0, max_value=1e6), st.integers(0, 10**6).map(float)))
+def test_the_lanes_latency_buckets_are_the_histograms(v: float) -> None:
+    """The lane sums latencies per histogram bucket before Python merges them: its bucket key must
+    be the histogram's, and the histogram's own add must use that key."""
+    assert _impl.Lane.bucket_key(v) == bucket_key(v)
+    h = Histogram()
+    h.add(v)
+    assert list(h.buckets) == [bucket_key(v)]
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=1e5), max_size=40), st.lists(st.floats(min_value=0.0, max_value=1e5), max_size=40))
+def test_a_merged_batch_is_the_histogram_of_its_samples(before: List[float], batch: List[float]) -> None:
+    one, merged = Histogram(), Histogram()
+    for v in before + batch:
+        one.add(v)
+    for v in before:
+        merged.add(v)
+    summed: dict = {}
+    for v in batch:
+        summed[bucket_key(v)] = summed.get(bucket_key(v), 0) + 1
+    merged.merge(len(batch), sum(batch), min(batch, default=math.inf), max(batch, default=-math.inf), summed.items())
+    assert (merged.count, merged.min, merged.max, merged.buckets) == (one.count, one.min, one.max, one.buckets)
+    assert merged.sum == pytest.approx(one.sum)
+    assert merged.current().p99 == one.current().p99

@@ -175,6 +175,30 @@ def test_the_edge_ignores_overrides_and_scrubs_responses(env: Env) -> None:
         c.close()
 
 
+def test_the_lanes_batched_results_count_what_the_trio_path_counts(env: Env) -> None:
+    """The lane sums its results per batch; the counters must move exactly as when the trio path
+    counts each request (service, client and server scopes, status, budgets untouched by retries)."""
+    before = env.metrics()
+    c = http.client.HTTPConnection(*env.inner, timeout=20)
+    try:
+        for i in range(12):
+            assert exchange(c, f"/text/n{i}", "b")[::2] == (200, f"n{i}".encode())
+    finally:
+        c.close()
+    after = env.metrics()
+    server = next(k.rsplit("/", 1)[0] for k in after if k.startswith("rt/inner/server/") and k.endswith("/requests"))
+    keys = [
+        "rt/inner/service/svc/b/requests", "rt/inner/service/svc/b/success", "rt/inner/service/svc/b/status/200",
+        "rt/inner/service/svc/b/status/2XX", "rt/inner/client/#/io.l5d.fs/b/requests",
+        "rt/inner/client/#/io.l5d.fs/b/success", "rt/inner/client/#/io.l5d.fs/b/status/200", f"{server}/success",
+    ]
+    assert {k: after.get(k, 0) - before.get(k, 0) for k in keys} == {k: 12 for k in keys}
+    assert after.get("rt/inner/service/svc/b/failures", 0) == before.get("rt/inner/service/svc/b/failures", 0)
+    assert after.get("rt/inner/service/svc/b/retries/total", 0) == before.get("rt/inner/service/svc/b/retries/total", 0)
+    if env.lane:
+        assert after["lane/requests"] - before.get("lane/requests", 0) >= 10
+
+
 def test_responses_carry_this_routers_success_class(env: Env) -> None:
     """``l5d-success-class`` is set on relayed responses from the router's classifier, in place of an
     upstream's (Linkerd's path stack), by the lane as by the trio path; never at an edge."""

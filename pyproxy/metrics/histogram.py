@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Dict, Iterable, List, Tuple, Union
 
-__all__ = ["Histogram", "Summary", "QUANTILES", "Number"]
+__all__ = ["Histogram", "Summary", "QUANTILES", "Number", "bucket_key", "ZERO_BUCKET"]
 
 Number = Union[int, float]
 
@@ -18,7 +18,17 @@ Number = Union[int, float]
 _SUB = 64
 _TWO_SUB = 2 * _SUB
 _ZERO = -(1 << 40)  # the bucket of zero (and of negative values, clamped)
+ZERO_BUCKET = _ZERO
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("p9990", 0.999), ("p9999", 0.9999))
+
+
+def bucket_key(v: float) -> int:
+    """The bucket of a finite value (what :meth:`Histogram.add` computes inline; the lane sums its
+    latencies with the same key, ``native/src/lane/results.rs``)."""
+    if v > 0.0:
+        m, e = math.frexp(v)
+        return e * _SUB + int((m - 0.5) * _TWO_SUB)
+    return _ZERO
 
 
 def _lower(key: int) -> float:
@@ -93,6 +103,21 @@ class Histogram:
             self.max = v
         b = self.buckets
         b[key] = b.get(key, 0) + 1
+
+    def merge(self, count: int, total: float, lo: float, hi: float, buckets: Iterable[Tuple[int, int]]) -> None:
+        """Add samples summed elsewhere (the lane's batches): ``count`` of them, their ``total``,
+        ``lo`` and ``hi``, and ``(bucket, n)`` counts keyed by :func:`bucket_key`."""
+        if not count:
+            return
+        self.count += count
+        self.sum += total
+        if lo < self.min:
+            self.min = lo
+        if hi > self.max:
+            self.max = hi
+        b = self.buckets
+        for key, n in buckets:
+            b[key] = b.get(key, 0) + n
 
     def percentile(self, q: float) -> float:
         """The value at quantile ``q`` (0..1) of the current window: a bucket's lower bound, kept

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Tuple, Union
 
-from .histogram import Histogram
+from .histogram import ZERO_BUCKET, Histogram
 from .registry import Counter, Registry, Scope
 
 __all__ = ["RequestStats", "RouterStats"]
@@ -45,6 +45,23 @@ class RequestStats:
             if c is None:
                 c = self._failures[failure] = self.scope.counter("failures/" + failure)
             c.value += 1
+
+    def record_batch(self, status: int, count: int, latency: tuple) -> None:
+        """Count ``count`` successful requests answered ``status`` at once, their latencies summed
+        as a histogram (``(count, sum, min, max, buckets)``, see :meth:`Histogram.merge`)."""
+        self.requests.value += count
+        self.latency.merge(*latency)
+        counters = self._status.get(status)
+        if counters is None:
+            counters = self._status_counters(status)
+        for c in counters:
+            c.value += count
+        self.success.value += count
+
+    def record_no_retries(self, count: int) -> None:
+        """Service scope: ``count`` requests that needed no retry (``record_retries(0)`` each)."""
+        r = self._retries or self._retry_metrics()
+        r[1].merge(count, 0.0, 0.0, 0.0, ((ZERO_BUCKET, count),))
 
     def record_retries(self, retries: int, budget_exhausted: bool = False) -> None:
         """Service scope, once per request: ``retries/total`` += retries, ``retries/per_request``

@@ -16,6 +16,7 @@
 //! helpers; the event loop itself is `py/lane.rs` (it borrows the Python-side balancers).
 
 pub mod head;
+pub mod results;
 pub mod trace;
 
 use std::collections::HashMap;

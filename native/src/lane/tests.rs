@@ -102,3 +102,44 @@ fn trailers_lose_hop_by_hop_framing_and_at_an_edge_l5d_fields() {
     assert_eq!(trailer_block(&fields, false), b"X-Sum: 1\r\nl5d-secret: s\r\n".to_vec());
     assert_eq!(trailer_block(&fields, true), b"X-Sum: 1\r\n".to_vec());
 }
+
+#[test]
+fn bucket_keys_match_the_python_histograms() {
+    use crate::lane::results::{bucket_key, ZERO};
+    // histogram.bucket_key: e * 64 + int((m - 0.5) * 128) with (m, e) = frexp(v)
+    assert_eq!(bucket_key(1.0), Some(64)); // frexp(1.0) = (0.5, 1)
+    assert_eq!(bucket_key(0.75), Some(32)); // (0.75, 0)
+    assert_eq!(bucket_key(3.0), Some(2 * 64 + 32)); // (0.75, 2)
+    assert_eq!(bucket_key(0.0), Some(ZERO));
+    assert_eq!(bucket_key(-2.0), Some(ZERO));
+    assert_eq!(bucket_key(f64::NAN), None);
+    assert_eq!(bucket_key(f64::MIN_POSITIVE / 4.0), Some(-1023 * 64)); // subnormal 2^-1024 = 0.5 * 2^-1023
+}
+
+#[test]
+fn results_are_summed_per_branch_listener_and_status() {
+    use crate::lane::results::{bucket_key, Results};
+    let mut r: Results<&str> = Results::default();
+    r.add(7, 0, 200, 3, 10.25, 10.2505, 10.251, || "a");
+    r.add(7, 0, 200, 4, 10.5, 10.501, 10.502, || "unused: the batch exists");
+    r.add(7, 0, 404, 3, 11.0, 11.001, 11.0015, || "b");
+    r.add(8, 0, 200, 3, 11.5, 11.502, 11.503, || "c");
+    let batches = r.take();
+    assert!(r.take().is_empty());
+    assert_eq!(batches.iter().map(|b| (b.ctx, b.status, b.count)).collect::<Vec<_>>(), [("a", 200, 2), ("b", 404, 1), ("c", 200, 1)]);
+    let a = &batches[0];
+    assert_eq!(a.slots, [(3, 1), (4, 1)]);
+    assert_eq!(a.seconds, [(10, 2)]);
+    assert_eq!(a.head_ms.count, 2);
+    let first = (10.2505 - 10.25) * 1000.0;
+    let second = (10.501 - 10.5) * 1000.0;
+    assert_eq!(a.head_ms.sum, first + second);
+    assert_eq!((a.head_ms.min, a.head_ms.max), (first.min(second), first.max(second)));
+    let want = if bucket_key(first) == bucket_key(second) {
+        vec![(bucket_key(first).unwrap(), 2)]
+    } else {
+        vec![(bucket_key(first).unwrap(), 1), (bucket_key(second).unwrap(), 1)]
+    };
+    assert_eq!(a.head_ms.buckets, want);
+    assert_eq!(a.total_ms.count, 2);
+}

@@ -32,6 +32,7 @@ use pyo3::BoundObject;
 use super::balance::Balancer;
 use crate::h1;
 use crate::lane::head::{self, Body, ServerRules};
+use crate::lane::results::{Batch, Hist, Results};
 use crate::lane::trace::{Draws, TraceId};
 use crate::lane::{adopt_fd, read_some, release_fd, write_some, Pools};
 
@@ -40,6 +41,8 @@ const DONE: u8 = 1;
 const RESUME: u8 = 2;
 const FAILED: u8 = 3;
 const ABANDON: u8 = 4;
+/// One request of a batch in DONE was sampled for `io.l5d.recentRequests`.
+const SAMPLED: u8 = 5;
 
 /// Stop reading an upstream body while this much is waiting to be written downstream.
 const HIGH_WATER: usize = 1 << 20;
@@ -169,6 +172,8 @@ struct Core {
     now: f64,
     /// `io.l5d.recentRequests`'s sample rate (0: off).
     recent: f64,
+    /// Completed requests, summed until Python takes them (DONE events).
+    results: Results<Py<PyAny>>,
 }
 
 fn down_token(i: usize) -> Token {
@@ -234,6 +239,18 @@ impl Core {
         }
     }
 
+    /// A request completed: its latency goes to the balancer now (the next pick sees it), the rest
+    /// into this poll's results.
+    #[allow(clippy::too_many_arguments)]
+    fn completed(&mut self, py: Python<'_>, route: &Route, branch: usize, server: usize, slot: i64, started: f64, head_at: f64, status: u16) {
+        let b = &route.branches[branch];
+        if let Ok(mut bal) = b.balancer.bind(py).try_borrow_mut() {
+            let _ = bal.0.end(slot, head_at, (head_at - started).max(0.0)); // a slot removed meanwhile is ignored
+        }
+        let key = b.ctx.as_ptr() as usize; // the batch holds the object: the address stays its own
+        self.results.add(key, server, status, slot, started, head_at, self.now, || b.ctx.clone_ref(py));
+    }
+
     fn emit<'py, T: IntoPyObject<'py>>(&mut self, py: Python<'py>, event: T) {
         if let Ok(obj) = event.into_pyobject(py) {
             self.out.push(obj.into_any().into_bound().unbind());
@@ -287,9 +304,8 @@ impl Core {
             self.drop_up(ex.up, &mut ex.sock);
             let ctx = self.ctx(py, &ex);
             if ex.head_at > 0.0 {
-                let none = py.None();
-                let e = (DONE, ctx, d.server, ex.slot, ex.started, ex.head_at, self.now, ex.status, none);
-                self.emit(py, e);
+                let route = Rc::clone(&ex.route);
+                self.completed(py, &route, ex.branch, d.server, ex.slot, ex.started, ex.head_at, ex.status);
             } else {
                 self.emit(py, (ABANDON, ctx, d.server, ex.slot, ex.started, self.now));
             }
@@ -759,14 +775,12 @@ impl Core {
         if let Some(mut s) = rejected {
             self.drop_up(up, &mut s);
         }
-        let ctx = route.branches[branch].ctx.clone_ref(py);
-        let sample = if self.recent > 0.0 && self.draws.unit() < self.recent {
-            sample(py, &raw, &d.sock)
-        } else {
-            py.None()
-        };
-        let e = (DONE, ctx, d.server, slot, started, head_at, self.now, status, sample);
-        self.emit(py, e);
+        self.completed(py, &route, branch, d.server, slot, started, head_at, status);
+        if self.recent > 0.0 && self.draws.unit() < self.recent {
+            let ctx = route.branches[branch].ctx.clone_ref(py);
+            let e = (SAMPLED, ctx, d.server, slot, started, self.now, status, sample(py, &raw, &d.sock));
+            self.emit(py, e);
+        }
         if truncated || !keep_down || self.servers[d.server].draining {
             d.close_after = true;
         }
@@ -775,6 +789,12 @@ impl Core {
         }
         self.advance(py, i, d)
     }
+}
+
+type HistTuple = (u64, f64, f64, f64, Vec<(i64, u64)>);
+
+fn hist(h: Hist) -> HistTuple {
+    (h.count, h.sum, h.min, h.max, h.buckets)
 }
 
 /// `(method, target, (ip, port))` of a request head as received, for `io.l5d.recentRequests`.
@@ -799,8 +819,18 @@ pub struct Lane {
 }
 
 impl Lane {
+    /// The events for Python: those emitted, then one DONE per batch of completed requests,
+    /// `(DONE, branch, server, status, count, head_ms, total_ms, slots, seconds)` with the two
+    /// latency histograms as `(count, sum, min, max, ((bucket, n), ...))`.
     fn take_out<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let out = std::mem::take(&mut self.core.out);
+        let mut out = std::mem::take(&mut self.core.out);
+        for b in self.core.results.take() {
+            let Batch { ctx, server, status, count, head_ms, total_ms, slots, seconds, .. } = b;
+            let e = (DONE, ctx, server, status, count, hist(head_ms), hist(total_ms), slots, seconds);
+            if let Ok(obj) = e.into_pyobject(py) {
+                out.push(obj.into_any().unbind());
+            }
+        }
         PyList::new(py, out)
     }
 
@@ -841,6 +871,7 @@ impl Lane {
                 out: Vec::new(),
                 now: 0.0,
                 recent: if recent.is_finite() { recent.clamp(0.0, 1.0) } else { 0.0 },
+                results: Results::default(),
             },
             conns: Vec::new(),
             free: Vec::new(),
@@ -1059,6 +1090,13 @@ impl Lane {
     /// Idle upstream connections the lane keeps for reuse (``lane/pooled``).
     fn pooled(&self) -> usize {
         self.core.ups.iter().filter(|o| matches!(o, Some(UpOwner::Pool(_)))).count()
+    }
+
+    /// The histogram bucket of `v` as the lane sums latencies (the twin of
+    /// `pyproxy.metrics.histogram.bucket_key`, for the differential tests).
+    #[staticmethod]
+    fn bucket_key(v: f64) -> Option<i64> {
+        crate::lane::results::bucket_key(v)
     }
 
     /// Connections of listener `server` the lane holds now.
