@@ -210,9 +210,7 @@ class App:
         if lane is None:
             return
         why = None
-        if router.params.access_log is not None:
-            why = "httpAccessLog"
-        elif len(idents) != 1 or type(idents[0]) is not HeaderTokenIdentifier:
+        if len(idents) != 1 or type(idents[0]) is not HeaderTokenIdentifier:
             why = "an identifier other than one io.l5d.header.token"
         elif server.max_concurrent is not None:
             why = "maxConcurrentRequests"

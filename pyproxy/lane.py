@@ -15,9 +15,10 @@ everything else back, so the trio path (server, router, exchange) stays the spec
   balancer kernel); the rest of its result comes back summed per route branch, listener and status
   once per poll (``DONE``): failure accrual, budgets deposited, metrics counted (latency histograms
   merged bucket by bucket), the same counts the trio path makes per request, at a cost per batch;
-  a request sampled for ``io.l5d.recentRequests`` also comes back alone (``SAMPLED``).
+  a request sampled for ``io.l5d.recentRequests`` also comes back alone (``SAMPLED``), and so does
+  each request of a router with an access log (``ACCESS``: its head, peer, status and length).
 
-What qualifies: a router whose identifier is one ``io.l5d.header.token``, without access log, and,
+What qualifies: a router whose identifier is one ``io.l5d.header.token``, and,
 process-wide, no ``io.l5d.zipkin`` telemeter (``io.l5d.recentRequests`` is kept: the lane draws its
 sample and sends the sampled requests' method, target and peer with their results); a listener without
 ``maxConcurrentRequests``, ``addForwardedHeader`` or ``timestampHeader``; a route whose bound tree is
@@ -40,6 +41,7 @@ import trio
 from . import _impl
 from .balance import Endpoint
 from .client import EndpointPool
+from .http1 import Request
 from .naming.name import AddrBound, Bound
 from .naming.tree import Leaf, NameTree, Union
 from .stream import Conn
@@ -56,7 +58,7 @@ __all__ = ["LaneDriver", "Resume", "route_key", "enabled"]
 log = logging.getLogger("pyproxy.lane")
 
 ENV = "PYPROXY_LANE"
-HANDOFF, DONE, RESUME, FAILED, ABANDON, SAMPLED = range(6)
+HANDOFF, DONE, RESUME, FAILED, ABANDON, SAMPLED, ACCESS = range(7)
 
 
 def enabled() -> bool:
@@ -143,7 +145,7 @@ class LaneDriver:
         rules = server.rules
         index = self.native.add_server(
             rules.clear_context, rules.via, rules.max_call_depth, ident, *limits, stream_after,
-            server.idle_timeout, server.header_timeout, timeout_response,
+            server.idle_timeout, server.header_timeout, timeout_response, server.router.params.access_log is not None,
         )
         self.servers.append(server)
         self.sweep_interval = min(self.sweep_interval, max(min(server.idle_timeout, server.header_timeout) / 4, 0.01))
@@ -244,6 +246,8 @@ class LaneDriver:
                     self._failed(*ev[1:])
                 elif kind == SAMPLED:
                     self._sampled(*ev[1:])
+                elif kind == ACCESS:
+                    self._access(*ev[1:])
                 else:
                     self._abandoned(*ev[1:])
             except Exception:  # noqa: BLE001 - one event must not stop the lane
@@ -273,6 +277,17 @@ class LaneDriver:
             budget.deposit_many(second, n)
             requeues.deposit_many(second, n)
         b.router.requests += count
+
+    def _access(self, index: int, raw: bytes, remote: str, status: int, length: int) -> None:
+        """The access log line of a request the lane answered (its head is read as the trio path reads it)."""
+        router = self.servers[index].router
+        access_log = router.params.access_log
+        if access_log is None:
+            return
+        req = Request.from_kernel(_impl.parse_request_head(raw, len(raw) + 1, len(raw) + 1, 1 << 16))
+        access_log.record(
+            req.host, remote, req.method, req.target, req.minor, status, length, req.header("referer"), req.header("user-agent")
+        )
 
     def _sampled(self, b: Branch, index: int, slot: int, started: float, ended: float, status: int, sample: tuple) -> None:
         """One request of a DONE batch that ``io.l5d.recentRequests`` sampled."""

@@ -10,6 +10,8 @@ timeout passes. ``one_router(...)`` is a proxy with one router in front of one o
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
 import re
 import shutil
@@ -151,3 +153,13 @@ def one_router(
     finally:
         proxy.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def admin_json(proxy: ProxyProcess, path: str) -> dict:
+    """A JSON document from the proxy's admin server (``/admin/metrics.json``, ...)."""
+    a = http.client.HTTPConnection(*proxy.addr("admin"), timeout=10)
+    try:
+        a.request("GET", path)
+        return json.loads(a.getresponse().read())  # type: ignore[no-any-return]
+    finally:
+        a.close()

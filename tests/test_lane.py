@@ -21,7 +21,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from proxyproc import ProxyProcess, dead_port, one_router, raw, split_response
+from proxyproc import ProxyProcess, admin_json, dead_port, one_router, raw, split_response
 from upstream import HangUpOrigin, Origin
 
 pytestmark = pytest.mark.native  # the lane exists with the native kernels only
@@ -577,15 +577,6 @@ def _read_to_close(s: socket.socket) -> bytes:
         if not chunk:
             return data
         data += chunk
-
-
-def admin_json(proxy: ProxyProcess, path: str) -> dict:
-    a = http.client.HTTPConnection(*proxy.addr("admin"), timeout=10)
-    try:
-        a.request("GET", path)
-        return json.loads(a.getresponse().read())  # type: ignore[no-any-return]
-    finally:
-        a.close()
 
 
 def _dechunk(body: bytes) -> Tuple[bytes, bytes, List[bytes]]:

@@ -18,7 +18,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from conftest import TWINS
-from proxyproc import ProxyProcess, raw, split_response
+from proxyproc import ProxyProcess, admin_json, raw, split_response
 from pyproxy.accesslog import AccessLog, handler_for
 from pyproxy.errors import ConfigError
 from upstream import Origin
@@ -31,6 +31,7 @@ class Env:
         with open(os.path.join(self.root, "echo"), "w") as f:
             f.write(f"127.0.0.1 {self.origin.port}\n")
         self.log = os.path.join(self.root, "access.log")
+        self.plain_log = os.path.join(self.root, "plain-access.log")
         config = f"""
 admin: {{ip: 127.0.0.1, port: 0}}
 namers:
@@ -60,6 +61,11 @@ routers:
     port: 0
     addForwardedHeader: {{by: {{kind: static, label: proxy-1}}, for: {{kind: connectionRandom}}}}
 - protocol: http
+  label: logged
+  dtab: /svc => /#/io.l5d.fs
+  httpAccessLog: {self.plain_log}
+  servers: [{{ip: 127.0.0.1, port: 0}}]
+- protocol: http
   label: "edge:west"
   dtab: /svc => /#/io.l5d.fs
   servers:
@@ -67,6 +73,7 @@ routers:
     port: 0
     addForwardedHeader: {{by: {{kind: router}}, for: {{kind: requestRandom}}}}
 """
+        self.impl = impl
         self.proxy = ProxyProcess(config, impl)
 
     def close(self) -> None:
@@ -197,6 +204,32 @@ def test_access_log_has_one_combined_line_per_response(env: Env) -> None:
         "echo", "127.0.0.1", "GET", "/size/12?x=1", "1", "200", "12", "http://r/", "probe/1.0",
     )
     assert failed.group("host", "method", "status", "length", "referer") == ("unknown-service", "POST", "502", str(len(body)), "-")
+
+
+def test_access_log_lines_of_requests_the_lane_serves(env: Env) -> None:
+    """A router with nothing but an access log may use the lane (native): the requests it serves
+    get the same lines as those of the trio path (the first of a route is always the trio path's)."""
+    c = http.client.HTTPConnection(*env.proxy.addr("logged"), timeout=20)
+    sent = [("GET", "/size/7", 7), ("GET", "/size/9?q=a%20b", 9), ("HEAD", "/size/5", 5), ("GET", "/chunked/3", 3), ("GET", "/status/204", 0)]
+    try:
+        for method, target, n in sent * 2:
+            c.request(method, target, headers={"Host": "echo", "User-Agent": "probe/2", "Referer": "http://ref/x"})
+            r = c.getresponse()
+            assert len(r.read()) == (0 if method == "HEAD" else n)
+    finally:
+        c.close()
+    lines = _log_lines(env.plain_log, 2 * len(sent))
+    got = [LINE.match(line) for line in lines]
+    assert all(got), lines
+    fields = [m.group("host", "remote", "method", "target", "minor", "status", "length", "referer", "agent") for m in got]  # type: ignore[union-attr]
+    want = []
+    for method, target, n in sent:
+        status = "204" if target == "/status/204" else "200"
+        length = "-" if method == "HEAD" or target.startswith("/chunked") or status == "204" else str(n)
+        want.append(("echo", "127.0.0.1", method, target, "1", status, length, "http://ref/x", "probe/2"))
+    assert fields == want * 2
+    served = admin_json(env.proxy, "/admin/metrics.json").get("lane/requests", 0)
+    assert served >= (len(sent) if env.impl == "native" else 0)
 
 
 def test_access_log_rolls_by_size_and_keeps_rotate_count_files(tmp_path: "os.PathLike[str]") -> None:

@@ -43,6 +43,8 @@ const FAILED: u8 = 3;
 const ABANDON: u8 = 4;
 /// One request of a batch in DONE was sampled for `io.l5d.recentRequests`.
 const SAMPLED: u8 = 5;
+/// One request answered on a listener whose router keeps an access log.
+const ACCESS: u8 = 6;
 
 /// Stop reading an upstream body while this much is waiting to be written downstream.
 const HIGH_WATER: usize = 1 << 20;
@@ -71,6 +73,8 @@ struct Server {
     idle_timeout: f64,
     header_timeout: f64,
     timeout_response: Vec<u8>,
+    /// The router keeps an access log: each request answered comes back as an ACCESS event.
+    access_log: bool,
     draining: bool,
     count: usize,
 }
@@ -120,6 +124,8 @@ struct Exchange {
     started: f64,
     head_at: f64,
     status: u16,
+    /// The Content-Length answered downstream (-1: none, or chunked), for the access log.
+    length: i64,
     keep_down: bool,
     up_keep: bool,
     head_request: bool,
@@ -251,6 +257,16 @@ impl Core {
         self.results.add(key, server, status, slot, started, head_at, self.now, || b.ctx.clone_ref(py));
     }
 
+    /// The access log's record of one answered request: the head as received (Python reads the
+    /// fields it logs from it, as it does for its own requests), the peer, status and length.
+    fn access(&mut self, py: Python<'_>, server: usize, raw: &[u8], sock: &TcpStream, status: u16, length: i64) {
+        if !self.servers[server].access_log {
+            return;
+        }
+        let peer = sock.peer_addr().map_or_else(|_| "-".to_string(), |a| a.ip().to_string());
+        self.emit(py, (ACCESS, server, PyBytes::new(py, raw), peer, status, length));
+    }
+
     fn emit<'py, T: IntoPyObject<'py>>(&mut self, py: Python<'py>, event: T) {
         if let Ok(obj) = event.into_pyobject(py) {
             self.out.push(obj.into_any().into_bound().unbind());
@@ -306,6 +322,7 @@ impl Core {
             if ex.head_at > 0.0 {
                 let route = Rc::clone(&ex.route);
                 self.completed(py, &route, ex.branch, d.server, ex.slot, ex.started, ex.head_at, ex.status);
+                self.access(py, d.server, &ex.raw, &d.sock, ex.status, ex.length);
             } else {
                 self.emit(py, (ABANDON, ctx, d.server, ex.slot, ex.started, self.now));
             }
@@ -511,6 +528,7 @@ impl Core {
             started: self.now,
             head_at: 0.0,
             status: 0,
+            length: -1,
             keep_down,
             up_keep: false,
             head_request,
@@ -639,6 +657,10 @@ impl Core {
                         return self.give_up(d);
                     };
                     ex.status = resp.status;
+                    ex.length = match body {
+                        Body::Fixed(n) => n as i64,
+                        _ => -1,
+                    };
                     ex.up_keep = head::response_keep_alive(&resp);
                     let head_len = resp.head_len;
                     drop(resp);
@@ -764,8 +786,9 @@ impl Core {
         let Some(ex) = d.ex.take() else {
             return Fate::Close;
         };
-        let Exchange { sock, up, addr, route, branch, raw, slot, started, head_at, status, keep_down, up_keep, buf, eof, closing, .. } =
-            *ex;
+        let Exchange {
+            sock, up, addr, route, branch, raw, slot, started, head_at, status, length, keep_down, up_keep, buf, eof, closing, ..
+        } = *ex;
         let rejected = if !truncated && up_keep && buf.is_empty() && !eof && !closing {
             self.ups[up] = Some(UpOwner::Pool(addr)); // stays registered under its token
             self.pools.put(addr, sock, up, self.now).map(|(s, _)| s)
@@ -776,6 +799,7 @@ impl Core {
             self.drop_up(up, &mut s);
         }
         self.completed(py, &route, branch, d.server, slot, started, head_at, status);
+        self.access(py, d.server, &raw, &d.sock, status, length);
         if self.recent > 0.0 && self.draws.unit() < self.recent {
             let ctx = route.branches[branch].ctx.clone_ref(py);
             let e = (SAMPLED, ctx, d.server, slot, started, self.now, status, sample(py, &raw, &d.sock));
@@ -894,6 +918,7 @@ impl Lane {
         idle_timeout: f64,
         header_timeout: f64,
         timeout_response: Vec<u8>,
+        access_log: bool,
     ) -> usize {
         self.core.servers.push(Server {
             rules: ServerRules {
@@ -909,6 +934,7 @@ impl Lane {
             idle_timeout,
             header_timeout,
             timeout_response,
+            access_log,
             draining: false,
             count: 0,
         });
