@@ -214,8 +214,8 @@ class App:
             why = "an identifier other than one io.l5d.header.token"
         elif server.max_concurrent is not None:
             why = "maxConcurrentRequests"
-        elif server.rules.forwarded is not None or server.rules.timestamp_header is not None:
-            why = "addForwardedHeader or timestampHeader"
+        elif server.rules.forwarded is not None:
+            why = "addForwardedHeader"
         if why is not None:
             log.info("lane: router %s, server %s:%s stays on the trio path (%s)", router.label, server.ip, server.port, why)
             return

@@ -21,7 +21,7 @@ everything else back, so the trio path (server, router, exchange) stays the spec
 What qualifies: a router whose identifier is one ``io.l5d.header.token``, and,
 process-wide, no ``io.l5d.zipkin`` telemeter (``io.l5d.recentRequests`` is kept: the lane draws its
 sample and sends the sampled requests' method, target and peer with their results); a listener without
-``maxConcurrentRequests``, ``addForwardedHeader`` or ``timestampHeader``; a route whose bound tree is
+``maxConcurrentRequests`` or ``addForwardedHeader``; a route whose bound tree is
 one name or a union of names, whose clients have IP-literal endpoints, none marked dead, and no
 ``requestAttemptTimeoutMs``; a service without ``totalTimeoutMs``. Routes are forgotten whenever a
 client's endpoints or their health change, and re-installed by the next request through Python.
@@ -146,6 +146,7 @@ class LaneDriver:
         index = self.native.add_server(
             rules.clear_context, rules.via, rules.max_call_depth, ident, *limits, stream_after,
             server.idle_timeout, server.header_timeout, timeout_response, server.router.params.access_log is not None,
+            rules.timestamp_header,
         )
         self.servers.append(server)
         self.sweep_interval = min(self.sweep_interval, max(min(server.idle_timeout, server.header_timeout) / 4, 0.01))

@@ -86,7 +86,9 @@ def parsed_request(head: bytes) -> Optional[Request]:
     return Request.from_kernel(t) if t is not None else None
 
 
-def trio_path_request(req: Request, server: int, edge: bool, ident: bytes, max_depth: int) -> Optional[Tuple[bytes, object, bytes]]:
+def trio_path_request(
+    req: Request, server: int, edge: bool, ident: bytes, max_depth: int, stamp: Optional[Tuple[bytes, bytes]] = None
+) -> Optional[Tuple[bytes, object, bytes]]:
     """What the trio path would forward for a request the lane may take (None: it may not)."""
     if req.content_length > STREAM_AFTER or req.chunked or req.expect_continue or not req.target.startswith(b"/"):
         return None
@@ -106,6 +108,8 @@ def trio_path_request(req: Request, server: int, edge: bool, ident: bytes, max_d
     fields = list(kept)
     fields.append((b"Via", b", ".join([*via_values, VIA]) if via_values else VIA))
     fields += ROUTE + [(b"l5d-ctx-trace", TRACE), (b"l5d-reqid", REQID), (b"l5d-ctx-dtab", b"/x=>/y")]
+    if stamp is not None:  # the router adds timestampHeader after the context fields
+        fields.append(stamp)
     if req.content_length >= 0:
         fields.append((b"Content-Length", b"%d" % req.content_length))
     key = route_key(server, value, ctx.get(h.CTX_DTAB, ()), ctx.get(h.DTAB, ()))
@@ -117,16 +121,22 @@ def trio_path_request(req: Request, server: int, edge: bool, ident: bytes, max_d
 MORE = settings(settings.default, max_examples=settings.default.max_examples * 5, deadline=None)
 
 
+STAMPS = st.sampled_from([None, (b"X-Request-Start", b"1764115200123"), (b"x-ts", b"0")])
+
+
 @MORE
-@given(request_heads(), st.booleans(), st.sampled_from([b"host", b"x-a"]), st.sampled_from([1, 1000]), st.integers(0, 3))
-def test_requests_the_lane_takes_and_what_it_sends(head: bytes, edge: bool, ident: bytes, max_depth: int, server: int) -> None:
+@given(request_heads(), st.booleans(), st.sampled_from([b"host", b"x-a"]), st.sampled_from([1, 1000]), st.integers(0, 3), STAMPS)
+def test_requests_the_lane_takes_and_what_it_sends(
+    head: bytes, edge: bool, ident: bytes, max_depth: int, server: int, stamp: Optional[Tuple[bytes, bytes]]
+) -> None:
     req = parsed_request(head)
     if req is None:
         return  # the parser refuses it: the lane hands it to Python, which answers the error
     block = b"".join(b"%s: %s\r\n" % kv for kv in ROUTE)
-    lane = _impl.Lane.scan(head, server, edge, VIA, max_depth, ident, block, TRACE, REQID, b"l5d-ctx-dtab: /x=>/y\r\n", STREAM_AFTER)
+    stamp_block = b"%s: %s\r\n" % stamp if stamp else b""
+    lane = _impl.Lane.scan(head, server, edge, VIA, max_depth, ident, block, TRACE, REQID, b"l5d-ctx-dtab: /x=>/y\r\n", STREAM_AFTER, stamp_block)
     event("the lane takes it" if lane is not None else "the lane declines it")
-    assert lane == trio_path_request(req, server, edge, ident, max_depth)
+    assert lane == trio_path_request(req, server, edge, ident, max_depth, stamp)
 
 
 RESPONSE_FIELDS = st.one_of(

@@ -61,6 +61,10 @@ routers:
     port: 0
     addForwardedHeader: {{by: {{kind: static, label: proxy-1}}, for: {{kind: connectionRandom}}}}
 - protocol: http
+  label: timed
+  dtab: /svc => /#/io.l5d.fs
+  servers: [{{ip: 127.0.0.1, port: 0, timestampHeader: X-Request-Start}}]
+- protocol: http
   label: logged
   dtab: /svc => /#/io.l5d.fs
   httpAccessLog: {self.plain_log}
@@ -112,6 +116,25 @@ def test_timestamp_header_is_the_time_in_milliseconds(env: Env) -> None:
     after = int(time.time() * 1000)
     (stamp,) = seen["x-request-start"]
     assert before <= int(stamp) <= after
+
+
+def test_timestamp_header_on_requests_the_lane_forwards(env: Env) -> None:
+    """A listener with only timestampHeader keeps the lane (native): it stamps the requests it
+    forwards itself, at the same place in the head as the trio path."""
+    before_served = admin_json(env.proxy, "/admin/metrics.json").get("lane/requests", 0)
+    addr = env.proxy.addr("timed")
+    c = http.client.HTTPConnection(*addr, timeout=20)
+    try:
+        for _ in range(4):
+            before = int(time.time() * 1000)
+            seen = echo(addr, conn=c)
+            after = int(time.time() * 1000)
+            (stamp,) = seen["x-request-start"]
+            assert before <= int(stamp) <= after
+    finally:
+        c.close()
+    served = admin_json(env.proxy, "/admin/metrics.json").get("lane/requests", 0) - before_served
+    assert served >= (3 if env.impl == "native" else 0)
 
 
 def test_timestamp_header_is_added_only_where_configured(env: Env) -> None:

@@ -214,8 +214,18 @@ fn via_value(out: &mut Vec<u8>, received: &[&[u8]], ours: &[u8]) {
 
 /// The request head sent upstream: the start line, the kept fields, `Via`, the route's
 /// `l5d-dst-*` block, trace and request id, the override block, and the framing field.
-pub fn request_head(req: &Request<'_>, scan: &Scan<'_>, rules: &ServerRules, route: &[u8], trace: &[u8], reqid: &[u8], ctx: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + req.head_len + route.len() + ctx.len());
+#[allow(clippy::too_many_arguments)]
+pub fn request_head(
+    req: &Request<'_>,
+    scan: &Scan<'_>,
+    rules: &ServerRules,
+    route: &[u8],
+    trace: &[u8],
+    reqid: &[u8],
+    ctx: &[u8],
+    stamp: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + req.head_len + route.len() + ctx.len() + stamp.len());
     out.extend_from_slice(req.method);
     out.push(b' ');
     out.extend_from_slice(req.target);
@@ -228,6 +238,7 @@ pub fn request_head(req: &Request<'_>, scan: &Scan<'_>, rules: &ServerRules, rou
     field(&mut out, b"l5d-ctx-trace", trace);
     field(&mut out, b"l5d-reqid", reqid);
     out.extend_from_slice(ctx);
+    out.extend_from_slice(stamp); // the listener's timestampHeader field, if any
     if req.content_length >= 0 {
         field(&mut out, b"Content-Length", req.content_length.to_string().as_bytes());
     }

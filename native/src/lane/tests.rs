@@ -27,7 +27,7 @@ fn a_plain_request_is_rewritten_like_the_python_path() {
     let r = req(text);
     let scan = scan_request(&r, 7, &rules(false)).unwrap();
     assert_eq!(scan.key, route_key(7, b"web", &[], &[]));
-    let head = request_head(&r, &scan, &rules(false), b"l5d-dst-service: /svc/web\r\n", b"T", b"R", b"");
+    let head = request_head(&r, &scan, &rules(false), b"l5d-dst-service: /svc/web\r\n", b"T", b"R", b"", b"");
     assert_eq!(
         head,
         b"GET /a HTTP/1.1\r\nHost: web\r\nAccept: */*\r\nVia: 1.1 other, 1.1 pyproxy-r\r\nl5d-dst-service: /svc/web\r\nl5d-ctx-trace: T\r\nl5d-reqid: R\r\nContent-Length: 0\r\n\r\n".to_vec()

@@ -75,6 +75,8 @@ struct Server {
     timeout_response: Vec<u8>,
     /// The router keeps an access log: each request answered comes back as an ACCESS event.
     access_log: bool,
+    /// `timestampHeader`: this field gets the time in milliseconds on each request forwarded.
+    timestamp_header: Option<Vec<u8>>,
     draining: bool,
     count: usize,
 }
@@ -473,7 +475,8 @@ impl Core {
         let parent = scan.parent.unwrap_or_else(|| TraceId::root(self.draws.id()));
         let trace = parent.child(self.draws.id());
         let rules = &self.servers[d.server].rules;
-        let mut fwd = head::request_head(&req, &scan, rules, &b.block, &trace.header(), &trace.reqid(), &route.ctx_block);
+        let stamp = self.servers[d.server].timestamp_header.as_deref().map_or_else(Vec::new, stamp_field);
+        let mut fwd = head::request_head(&req, &scan, rules, &b.block, &trace.header(), &trace.reqid(), &route.ctx_block, &stamp);
         let keep_down = head::request_keep_alive(&req);
         let head_request = req.method == b"HEAD";
         let req_minor = req.minor;
@@ -815,6 +818,15 @@ impl Core {
     }
 }
 
+/// `name: <milliseconds since the epoch>` (the trio path's `timestampHeader` field).
+fn stamp_field(name: &[u8]) -> Vec<u8> {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let mut out = Vec::with_capacity(name.len() + 20);
+    out.extend_from_slice(name);
+    out.extend_from_slice(format!(": {ms}\r\n").as_bytes());
+    out
+}
+
 type HistTuple = (u64, f64, f64, f64, Vec<(i64, u64)>);
 
 fn hist(h: Hist) -> HistTuple {
@@ -919,6 +931,7 @@ impl Lane {
         header_timeout: f64,
         timeout_response: Vec<u8>,
         access_log: bool,
+        timestamp_header: Option<Vec<u8>>,
     ) -> usize {
         self.core.servers.push(Server {
             rules: ServerRules {
@@ -935,6 +948,7 @@ impl Lane {
             header_timeout,
             timeout_response,
             access_log,
+            timestamp_header,
             draining: false,
             count: 0,
         });
@@ -1148,6 +1162,7 @@ impl Lane {
         reqid: &[u8],
         ctx_block: &[u8],
         stream_after: usize,
+        stamp_block: &[u8],
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let rules = ServerRules {
             edge,
@@ -1166,7 +1181,7 @@ impl Lane {
             return Ok(None);
         };
         let parent = scan.parent.map(|t| (t.span, t.parent, t.trace, t.flags));
-        let fwd = head::request_head(&req, &scan, &rules, route_block, trace, reqid, ctx_block);
+        let fwd = head::request_head(&req, &scan, &rules, route_block, trace, reqid, ctx_block, stamp_block);
         Ok(Some((PyBytes::new(py, &scan.key), parent, PyBytes::new(py, &fwd)).into_pyobject(py)?.into_any()))
     }
 
