@@ -22,7 +22,6 @@ from .config.base import tag_of
 from .errors import ConfigError
 from .footprint import trim_heap
 from .forwarded import Forwarded, Labeler
-from .http1 import error_response
 from .lane import LaneDriver
 from .lane import enabled as lane_enabled
 from .identifiers import (
@@ -41,7 +40,7 @@ from .naming.namer import Namer
 from .naming.path import Path
 from .policy import Policies
 from .router import Router, RouterParams, ServerRules
-from .server import Server
+from .server import TIMEOUT_RESPONSE, Server
 from .telemetry import Telemetry
 
 __all__ = ["App", "build_identifiers"]
@@ -221,8 +220,7 @@ class App:
             return
         ident = idents[0].header.lower().encode("latin-1")
         p = router.params
-        timeout = error_response(408, "timed out reading the request head", True, 0, 0, False)
-        index = lane.add_server(server, ident, (p.max_line, p.max_head, p.max_headers), p.stream_after, timeout)
+        index = lane.add_server(server, ident, (p.max_line, p.max_head, p.max_headers), p.stream_after, TIMEOUT_RESPONSE)
         server.rules = dataclasses.replace(server.rules, lane=index)
         server.lane, server.lane_index = lane, index
         router.lane, router.lane_ident = lane, ident

@@ -33,6 +33,10 @@ from .http1 import Request, error_response
 from .router import Router, ServerRules
 from .stream import Body, Conn
 
+#: What a client too slow with its head or small body gets, from the trio path and the lane alike:
+#: a connection-level answer, so it never carries ``l5d-err`` (as a framing error would not).
+TIMEOUT_RESPONSE = error_response(408, "timed out reading the request", True, 0, 0, False)
+
 if TYPE_CHECKING:
     from .lane import LaneDriver, Resume
 
@@ -160,7 +164,7 @@ class Server:
             with scope:
                 await self._serve_connection(conn, scope, resume)
             if scope.cancelled_caught and conn.buf and not self.draining:
-                await conn.send_all(error_response(408, "timed out reading the request head", True, 0, 0, False))
+                await conn.send_all(TIMEOUT_RESPONSE)
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             pass  # the client went away
         except Exception:  # noqa: BLE001 - a bug must cost one connection, never the server
@@ -180,8 +184,7 @@ class Server:
             while len(conn.buf) < length and await conn.fill():
                 pass
             return True
-        p = self.router.params
-        await conn.send_all(error_response(408, "timed out reading the request body", self.rules.clear_context, p.max_err_response, p.max_head, False))
+        await conn.send_all(TIMEOUT_RESPONSE)
         return False
 
     async def _serve_connection(self, conn: Conn, scope: trio.CancelScope, resume: Optional["Resume"] = None) -> None:

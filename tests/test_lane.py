@@ -492,26 +492,19 @@ def test_timeouts_of_connections_the_lane_holds(lane: str) -> None:
                 assert 1.0 < time.monotonic() - t0 < 5
             finally:
                 s.close()
-            # a head that stops half-way
-            s = socket.create_connection(addr, timeout=10)
-            try:
-                s.sendall(b"GET / HTTP/1.1\r\nHost: w")
-                t0 = time.monotonic()
-                data = _read_to_close(s)
-                assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n") and b"l5d-err" not in data
-                assert 0.3 < time.monotonic() - t0 < 3
-            finally:
-                s.close()
-            # a small body that stops half-way (its head is complete)
-            s = socket.create_connection(addr, timeout=10)
-            try:
-                s.sendall(b"PUT /echo HTTP/1.1\r\nHost: web\r\nContent-Length: 10\r\n\r\nabc")
-                t0 = time.monotonic()
-                data = _read_to_close(s)
-                assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
-                assert 0.3 < time.monotonic() - t0 < 3
-            finally:
-                s.close()
+            for stalled in (
+                b"GET / HTTP/1.1\r\nHost: w",  # a head that stops half-way
+                b"PUT /echo HTTP/1.1\r\nHost: web\r\nContent-Length: 10\r\n\r\nabc",  # a small body that does
+            ):
+                s = socket.create_connection(addr, timeout=10)
+                try:
+                    s.sendall(stalled)
+                    t0 = time.monotonic()
+                    data = _read_to_close(s)
+                    assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n") and b"l5d-err" not in data
+                    assert 0.3 < time.monotonic() - t0 < 3
+                finally:
+                    s.close()
             served = admin_json(proxy, "/admin/metrics.json").get("lane/requests", 0)
         assert served == (1 if lane == "on" else 0)  # the idle connection was the lane's
     finally:

@@ -322,12 +322,12 @@ impl Core {
         self.servers[d.server].count -= 1;
         if let Some(mut ex) = d.ex.take() {
             self.drop_up(ex.up, &mut ex.sock);
-            let ctx = self.ctx(py, &ex);
             if ex.head_at > 0.0 {
                 let route = Rc::clone(&ex.route);
                 self.completed(py, &route, ex.branch, d.server, ex.slot, ex.started, ex.head_at, ex.status);
                 self.access(py, d.server, &ex.raw, &d.sock, ex.status, ex.length);
             } else {
+                let ctx = self.ctx(py, &ex);
                 self.emit(py, (ABANDON, ctx, d.server, ex.slot, ex.started, self.now));
             }
         }
