@@ -1,5 +1,5 @@
 """``python -m pyproxy``: the command line."""
 
-from .cli import main
+from .runtime.cli import main
 
 raise SystemExit(main())

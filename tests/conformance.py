@@ -14,7 +14,7 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from pyproxy.errors import DtabError, MaxDepthError, NamerError, PathError, UnknownNamerError
-from pyproxy.identifiers import (
+from pyproxy.routing.identifiers import (
     HeaderPathIdentifier,
     HeaderTokenIdentifier,
     Identified,

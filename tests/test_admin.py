@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import TWINS
 from proxyproc import ProxyProcess
-from pyproxy.context import TraceId
+from pyproxy.http.context import TraceId
 from pyproxy.telemetry.recent import RecentRequests
 from pyproxy.telemetry.zipkin import Tracer, now_us
 from upstream import Origin

@@ -54,13 +54,13 @@ def test_sans_io_layers_never_import_trio_or_config() -> None:
         if not name.startswith(tuple(f"pyproxy.{m}" for m in SANS_IO)):
             continue
         for line, imp in _imports(path):
-            bad = imp.split(".")[0] == "trio" or imp.startswith(("pyproxy.config", "pyproxy.cli", "pyproxy.namers"))
+            bad = imp.split(".")[0] == "trio" or imp.startswith(("pyproxy.config", "pyproxy.runtime.cli", "pyproxy.discovery.namers"))
             assert not bad, f"{path}:{line} (sans-IO layer) imports {imp}"
 
 
 def test_nothing_imports_the_cli() -> None:
     for name, path in _modules():
-        if name in ("pyproxy.cli", "pyproxy.__main__"):
+        if name in ("pyproxy.runtime.cli", "pyproxy.__main__"):
             continue
         for line, imp in _imports(path):
-            assert imp != "pyproxy.cli", f"{path}:{line} imports the CLI"
+            assert imp != "pyproxy.runtime.cli", f"{path}:{line} imports the CLI"

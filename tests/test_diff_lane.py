@@ -23,15 +23,15 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from pyproxy import _impl
-from pyproxy import headers as h
-from pyproxy.classify import SUCCESS, Classifier
-from pyproxy.context import TraceId
+from pyproxy.http import headers as h
+from pyproxy.resilience.classify import SUCCESS, Classifier
+from pyproxy.http.context import TraceId
 from pyproxy.errors import RemoteProtocolError
-from pyproxy.exchange import _response_fields
-from pyproxy.http1 import Request, Response, serialize_request_head, serialize_response_head
-from pyproxy.lane import route_key
+from pyproxy.datapath.exchange import _response_fields
+from pyproxy.http.message import Request, Response, serialize_request_head, serialize_response_head
+from pyproxy.datapath.lane import route_key
 from pyproxy.metrics.histogram import Histogram, bucket_key
-from pyproxy.router import ServerRules
+from pyproxy.routing.router import ServerRules
 
 pytestmark = [
     pytest.mark.native,

@@ -29,7 +29,7 @@ def test_trio_imports_without_loading_openssl() -> None:
     out = _python(
         """
         import sys
-        from pyproxy.footprint import defer_unused, loaded
+        from pyproxy.runtime.footprint import defer_unused, loaded
         defer_unused()
         import trio
         print(loaded("ssl"), loaded("hmac"), "_ssl" in sys.modules, "_hashlib" in sys.modules)
@@ -42,7 +42,7 @@ def test_a_deferred_module_works_when_used_also_through_references_taken_before(
     out = _python(
         """
         import sys
-        from pyproxy.footprint import defer_unused, loaded
+        from pyproxy.runtime.footprint import defer_unused, loaded
         defer_unused()
         import trio, trio._ssl, trio._dtls
         import ssl
@@ -68,7 +68,7 @@ def test_nothing_imported_already_is_replaced() -> None:
     out = _python(
         """
         import ssl, sys
-        from pyproxy.footprint import defer_unused, loaded
+        from pyproxy.runtime.footprint import defer_unused, loaded
         defer_unused()
         print(sys.modules["ssl"] is ssl, loaded("ssl"))
         """

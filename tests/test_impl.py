@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pyproxy
-from pyproxy import _impl, _pure
+from pyproxy import _impl
+from pyproxy import _pure
 from pyproxy._version import __version__
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ from pathlib import Path as FsPath
 import pytest
 
 from pyproxy.errors import DtabError, MaxDepthError, NamerError, PathError, UnknownNamerError
-from pyproxy.namers.fs import FsNamer, parse_endpoints
+from pyproxy.discovery.namers.fs import FsNamer, parse_endpoints
 from pyproxy.naming import (
     AddrBound,
     Address,

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import TWINS
 from proxyproc import ProxyProcess, admin_json, raw, split_response
-from pyproxy.accesslog import AccessLog, handler_for
+from pyproxy.datapath.accesslog import AccessLog, handler_for
 from pyproxy.errors import ConfigError
 from upstream import Origin
 

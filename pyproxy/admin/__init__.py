@@ -2,7 +2,7 @@
 
 Modules: :mod:`.server` (the trio listener), :mod:`.routes` (what each path answers),
 :mod:`.security` (``admin.security``), :mod:`.delegator` (``/delegator.json``), :mod:`.pages`
-(static files of ``pyproxy/static`` and the server-rendered pages).
+(static files of ``pyproxy/admin/static`` and the server-rendered pages).
 """
 
 from .server import AdminServer

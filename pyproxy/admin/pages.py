@@ -1,6 +1,6 @@
 """The admin UI's files and the few pages rendered on the server.
 
-Static files live in ``pyproxy/static/`` (plain HTML, CSS and JS; no build step, nothing from a
+Static files live in ``pyproxy/admin/static/`` (plain HTML, CSS and JS; no build step, nothing from a
 CDN) and are read once, at start, into memory: only names found there are served, so a request
 path can never reach another file. ``/`` and ``/delegator`` are HTML files of that folder with the
 version filled in; ``/requests`` (recent requests) and ``/admin`` (the endpoint index) are rendered
@@ -29,11 +29,11 @@ _TYPES = {
 
 
 class Static:
-    """The files of ``pyproxy/static`` (one level, by name), loaded once."""
+    """The files of ``pyproxy/admin/static`` (one level, by name), loaded once."""
 
     def __init__(self) -> None:
         self.files: Dict[str, Tuple[bytes, bytes]] = {}
-        root = resources.files("pyproxy") / "static"
+        root = resources.files("pyproxy.admin") / "static"
         if root.is_dir():
             for entry in root.iterdir():
                 name = entry.name

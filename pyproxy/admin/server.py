@@ -14,11 +14,11 @@ import trio
 
 from .. import _impl
 from ..errors import RemoteProtocolError
-from ..http1 import Request, reason_phrase, serialize_response_head
-from ..stream import Body, Conn
+from ..http.message import Request, reason_phrase, serialize_response_head
+from ..datapath.stream import Body, Conn
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..runtime.app import App
 
 __all__ = ["AdminServer", "AdminRequest", "Reply"]
 
@@ -62,7 +62,7 @@ class Reply:
 
 
 class AdminServer:
-    """The admin listener of an :class:`~pyproxy.app.App` (``admin.ip``/``admin.port``)."""
+    """The admin listener of an :class:`~pyproxy.runtime.app.App` (``admin.ip``/``admin.port``)."""
 
     def __init__(self, app: "App", ip: str, port: int) -> None:
         from .routes import AdminRoutes

@@ -33,7 +33,7 @@ from typing import Any, Deque, Dict, List, Mapping, Optional
 
 import trio
 
-from ..context import TraceId
+from ..http.context import TraceId
 
 __all__ = ["Tracer", "now_us", "span_json"]
 

@@ -18,7 +18,7 @@ import struct
 from collections import OrderedDict
 from typing import Optional, Sequence, Tuple
 
-from .naming.dtab import Dtab
+from ..naming.dtab import Dtab
 
 __all__ = ["OverrideCache", "TraceId", "parse_deadline", "format_deadline", "parse_sample"]
 

@@ -13,8 +13,8 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import trio
 
-from . import _impl
-from .errors import RemoteProtocolError
+from .. import _impl
+from ..errors import RemoteProtocolError
 
 __all__ = ["Conn", "Body", "PIECE", "IncompleteBody"]
 

@@ -38,24 +38,24 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import trio
 
-from . import _impl
-from .balance import Endpoint
+from .. import _impl
+from ..resilience.endpoint import Endpoint
 from .client import EndpointPool
-from .http1 import Request
-from .naming.name import AddrBound, Bound
-from .naming.tree import Leaf, NameTree, Union
+from ..http.message import Request
+from ..naming.name import AddrBound, Bound
+from ..naming.tree import Leaf, NameTree, Union
 from .stream import Conn
 
 if TYPE_CHECKING:
     from .client import Client
-    from .metrics import RequestStats
-    from .policy import ServicePolicy
-    from .router import Router
+    from ..metrics import RequestStats
+    from ..routing.policy import ServicePolicy
+    from ..routing.router import Router
     from .server import Server
 
 __all__ = ["LaneDriver", "Resume", "route_key", "enabled"]
 
-log = logging.getLogger("pyproxy.lane")
+log = logging.getLogger("pyproxy.datapath.lane")
 
 ENV = "PYPROXY_LANE"
 HANDOFF, DONE, RESUME, FAILED, ABANDON, SAMPLED, ACCESS = range(7)

@@ -18,24 +18,24 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import trio
 
-from . import headers as h
-from .client import Client
-from .context import OverrideCache, TraceId, format_deadline, parse_deadline, parse_sample
-from .errors import DtabError, PathError, PyproxyError, RemoteProtocolError
-from .exchange import Exchange
-from .forwarded import Forwarded
-from .metrics import Registry, RequestStats, RouterStats
-from .http1 import Request, error_response
+from ..http import headers as h
+from ..datapath.client import Client
+from ..http.context import OverrideCache, TraceId, format_deadline, parse_deadline, parse_sample
+from ..errors import DtabError, PathError, PyproxyError, RemoteProtocolError
+from ..datapath.exchange import Exchange
+from ..http.forwarded import Forwarded
+from ..metrics import Registry, RequestStats, RouterStats
+from ..http.message import Request, error_response
 from .identifiers import Identified, Identifier, compose
-from .lane import Branch, LaneDriver, Resume, flatten, route_key
-from .naming.binding import ConfiguredNamersInterpreter
-from .naming.dtab import Dtab
-from .naming.name import ADDR_PENDING, AddrBound, AddrFailed, Bound
-from .naming.path import Path
-from .naming.tree import Alt, Leaf, NameTree, Union
+from ..datapath.lane import Branch, LaneDriver, Resume, flatten, route_key
+from ..naming.binding import ConfiguredNamersInterpreter
+from ..naming.dtab import Dtab
+from ..naming.name import ADDR_PENDING, AddrBound, AddrFailed, Bound
+from ..naming.path import Path
+from ..naming.tree import Alt, Leaf, NameTree, Union
 from .policy import Policies
-from .telemetry.zipkin import now_us
-from .stream import Body, Conn
+from ..telemetry.zipkin import now_us
+from ..datapath.stream import Body, Conn
 
 __all__ = ["Router", "RouterParams", "ServerRules"]
 

@@ -1,7 +1,7 @@
 """Process logging: plain text for people, or one JSON object per line for log pipelines.
 
 ``pyproxy run --log-format json`` writes records such as
-``{"ts": "2026-11-25T20:31:02.123Z", "level": "WARNING", "logger": "pyproxy.server", "msg": "...",
+``{"ts": "2026-11-25T20:31:02.123Z", "level": "WARNING", "logger": "pyproxy.datapath.server", "msg": "...",
 "exc": "..."}`` to stderr; ``--log-level`` (or ``PYPROXY_LOG``) sets the threshold. The readiness
 lines (``pyproxy: listening ...``) are not log records and keep their fixed format.
 """

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Dict, List, Optional
 
 import trio
 
-from . import _impl
-from .errors import RemoteProtocolError
-from .http1 import Request, error_response
-from .router import Router, ServerRules
+from .. import _impl
+from ..errors import RemoteProtocolError
+from ..http.message import Request, error_response
+from ..routing.router import Router, ServerRules
 from .stream import Body, Conn
 
 #: What a client too slow with its head or small body gets, from the trio path and the lane alike:
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Server"]
 
-log = logging.getLogger("pyproxy.server")
+log = logging.getLogger("pyproxy.datapath.server")
 
 
 class Server:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Optional
 
-from .classify import Classifier
-from .retry import ConstantBackoff, JitteredBackoff, RetryBudget
+from ..resilience.classify import Classifier
+from ..resilience.retry import ConstantBackoff, JitteredBackoff, RetryBudget
 
 __all__ = ["ClientPolicy", "ServicePolicy", "Policies", "prefix_matches"]
 

@@ -16,12 +16,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import trio
 
-from . import _impl
-from .accrual import DEAD, Accrual
-from .balance import Endpoint
-from .naming.name import ADDR_PENDING, AddrBound, AddrFailed, Bound
-from .policy import ClientPolicy
-from .retry import RetryBudget
+from .. import _impl
+from ..resilience.accrual import DEAD, Accrual
+from ..resilience.endpoint import Endpoint
+from ..naming.name import ADDR_PENDING, AddrBound, AddrFailed, Bound
+from ..routing.policy import ClientPolicy
+from ..resilience.retry import RetryBudget
 from .stream import Conn
 
 __all__ = ["Client", "EndpointPool", "NoEndpoints"]

@@ -16,11 +16,11 @@ import os
 import socket
 from typing import Dict, List, Optional, Tuple
 
-from ..naming.name import Address, AddrBound, AddrFailed, AddrVar, Bound, ADDR_NEG
-from ..naming.namer import Namer
-from ..naming.path import Path
-from ..naming.system import literal_ip, parse_java_int
-from ..naming.tree import Leaf, NameTree, Neg
+from ...naming.name import Address, AddrBound, AddrFailed, AddrVar, Bound, ADDR_NEG
+from ...naming.namer import Namer
+from ...naming.path import Path
+from ...naming.system import literal_ip, parse_java_int
+from ...naming.tree import Leaf, NameTree, Neg
 
 __all__ = ["FsNamer", "parse_endpoints", "MAX_FILE_BYTES"]
 

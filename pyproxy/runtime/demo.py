@@ -17,10 +17,10 @@ from typing import Dict, List, Tuple
 
 import trio
 
-from . import _impl
-from .http1 import Request, reason_phrase, serialize_response_head
-from .fetch import fetch
-from .stream import Body, Conn
+from .. import _impl
+from ..http.message import Request, reason_phrase, serialize_response_head
+from ..datapath.fetch import fetch
+from ..datapath.stream import Body, Conn
 
 __all__ = ["run_demo", "demo_config", "DTAB"]
 
@@ -131,7 +131,7 @@ routers:
 async def run_demo(ports: Dict[str, int], out=sys.stdout) -> None:  # type: ignore[no-untyped-def]
     """Start the apps and the proxy; run until cancelled (Ctrl-C)."""
     from .app import App
-    from .config import loads
+    from ..config import loads
 
     with tempfile.TemporaryDirectory(prefix="pyproxy-demo-") as root:
         hello_port: List[int] = []

@@ -12,9 +12,9 @@ import json
 import sys
 from typing import List, NoReturn, Optional, Sequence, Tuple
 
-from . import _impl
-from ._version import __version__
-from .errors import ConfigError, DtabError, PyproxyError
+from .. import _impl
+from .._version import __version__
+from ..errors import ConfigError, DtabError, PyproxyError
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
@@ -72,8 +72,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _namers(specs: Sequence[str]) -> List[Tuple[object, object]]:
-    from .namers.fs import FsNamer
-    from .naming.path import Path
+    from ..discovery.namers.fs import FsNamer
+    from ..naming.path import Path
 
     out: List[Tuple[object, object]] = []
     for spec in specs:
@@ -97,7 +97,7 @@ class _UsageError(Exception):
 
 
 def _delegate(args: argparse.Namespace) -> int:
-    from .naming import ConfiguredNamersInterpreter, Dtab, Path, delegate
+    from ..naming import ConfiguredNamersInterpreter, Dtab, Path, delegate
 
     try:
         dtab = Dtab.read(args.dtab)
@@ -127,7 +127,7 @@ def _delegate(args: argparse.Namespace) -> int:
 
 
 def _load_config(source: str):  # type: ignore[no-untyped-def]
-    from .config import load_file, loads
+    from ..config import load_file, loads
 
     if source == "-":
         return loads(sys.stdin.read())

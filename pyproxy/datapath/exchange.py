@@ -23,21 +23,21 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import trio
 
-from . import _impl
-from . import headers as h
-from .classify import RETRYABLE, SUCCESS
+from .. import _impl
+from ..http import headers as h
+from ..resilience.classify import RETRYABLE, SUCCESS
 from .client import NoEndpoints
-from .errors import RemoteProtocolError
-from .http1 import LAST_CHUNK, Response, encode_chunk, error_response, no_body_status, serialize_request_head, serialize_response_head
+from ..errors import RemoteProtocolError
+from ..http.message import LAST_CHUNK, Response, encode_chunk, error_response, no_body_status, serialize_request_head, serialize_response_head
 from .stream import CLOSE, FIXED, Body, Conn
 
 if TYPE_CHECKING:
-    from .balance import Endpoint
+    from ..resilience.endpoint import Endpoint
     from .client import Client
-    from .http1 import Request
+    from ..http.message import Request
     from .lane import Resume
-    from .policy import ServicePolicy
-    from .router import Router, ServerRules
+    from ..routing.policy import ServicePolicy
+    from ..routing.router import Router, ServerRules
 
 __all__ = ["Exchange"]
 

@@ -18,13 +18,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import trio
 
-from .config.base import tag_of
-from .errors import ConfigError
+from ..config.base import tag_of
+from ..errors import ConfigError
 from .footprint import trim_heap
-from .forwarded import Forwarded, Labeler
-from .lane import LaneDriver
-from .lane import enabled as lane_enabled
-from .identifiers import (
+from ..http.forwarded import Forwarded, Labeler
+from ..datapath.lane import LaneDriver
+from ..datapath.lane import enabled as lane_enabled
+from ..routing.identifiers import (
     HeaderPathIdentifier,
     HeaderTokenIdentifier,
     Identifier,
@@ -32,16 +32,16 @@ from .identifiers import (
     PathIdentifier,
     StaticIdentifier,
 )
-from .namers.dtabfile import DtabFile
-from .namers.fs import FsNamer
-from .naming.binding import ConfiguredNamersInterpreter
-from .naming.dtab import Dtab
-from .naming.namer import Namer
-from .naming.path import Path
-from .policy import Policies
-from .router import Router, RouterParams, ServerRules
-from .server import TIMEOUT_RESPONSE, Server
-from .telemetry import Telemetry
+from ..discovery.interpreters.dtabfile import DtabFile
+from ..discovery.namers.fs import FsNamer
+from ..naming.binding import ConfiguredNamersInterpreter
+from ..naming.dtab import Dtab
+from ..naming.namer import Namer
+from ..naming.path import Path
+from ..routing.policy import Policies
+from ..routing.router import Router, RouterParams, ServerRules
+from ..datapath.server import TIMEOUT_RESPONSE, Server
+from ..telemetry import Telemetry
 
 __all__ = ["App", "build_identifiers"]
 
@@ -229,7 +229,7 @@ class App:
         path = getattr(rc, "http_access_log", None)
         if not path:
             return None
-        from .accesslog import AccessLog, handler_for  # logging.handlers costs memory: only when used
+        from ..datapath.accesslog import AccessLog, handler_for  # logging.handlers costs memory: only when used
 
         handler = handler_for(
             path, rc.http_access_log_roll_policy, rc.http_access_log_append, rc.http_access_log_rotate_count,
@@ -250,7 +250,7 @@ class App:
         self._stop.set()
 
     async def run(self, *, task_status: "trio.TaskStatus[None]" = trio.TASK_STATUS_IGNORED) -> None:
-        from .admin import AdminServer
+        from ..admin import AdminServer
 
         admin_cfg = self.config.admin
         ip, port = self._admin_addr or (admin_cfg.ip, admin_cfg.port)

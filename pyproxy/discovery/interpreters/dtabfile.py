@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 from typing import Optional, Tuple, Union
 
-from ..errors import DtabError
-from ..naming.dtab import Dtab
-from .fs import MAX_FILE_BYTES
+from ...errors import DtabError
+from ...naming.dtab import Dtab
+from ..namers.fs import MAX_FILE_BYTES
 
 __all__ = ["DtabFile"]
 

@@ -23,7 +23,7 @@ import re
 import time
 from typing import Optional
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["AccessLog", "handler_for"]
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Sequence, Union
 
-from .errors import DtabError
-from .naming.path import Path
-from .naming.system import java_split
+from ..errors import DtabError
+from ..naming.path import Path
+from ..naming.system import java_split
 
 try:  # Python 3.8+: typing.Protocol
     from typing import Protocol

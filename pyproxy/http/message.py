@@ -74,7 +74,7 @@ class Request:
         method, target, minor, headers, _len, cl, chunked, conn, expect, host = t
         return cls(method, target, minor, list(headers), cl, chunked, conn, expect, host)
 
-    # --- what identifiers read (pyproxy.identifiers.RequestHead) ---
+    # --- what identifiers read (pyproxy.routing.identifiers.RequestHead) ---
 
     @property
     def version(self) -> str:

@@ -1,7 +1,7 @@
 """A minimal HTTP/1.1 client on trio for the proxy's own calls (demo apps, the worker supervisor).
 
 One request per connection (``Connection: close``), the response read whole up to a limit. Not for
-the data path: upstream exchanges go through :mod:`pyproxy.exchange` and its pools.
+the data path: upstream exchanges go through :mod:`pyproxy.datapath.exchange` and its pools.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import List, Tuple
 
 import trio
 
-from . import _impl
-from .http1 import Response, serialize_request_head
+from .. import _impl
+from ..http.message import Response, serialize_request_head
 from .stream import Body, Conn
 
 __all__ = ["fetch"]

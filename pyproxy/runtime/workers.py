@@ -27,10 +27,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import trio
 
-from . import _impl
-from .fetch import fetch
-from .http1 import Request, reason_phrase, serialize_response_head
-from .stream import Body, Conn
+from .. import _impl
+from ..datapath.fetch import fetch
+from ..http.message import Request, reason_phrase, serialize_response_head
+from ..datapath.stream import Body, Conn
 
 __all__ = ["Supervisor", "WORKER_ENV"]
 
