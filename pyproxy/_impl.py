@@ -41,19 +41,7 @@ if _want not in _CHOICES:
     raise ImportError(f"{ENV}={_want!r}: expected 'auto', 'native' or 'pure'")
 
 if TYPE_CHECKING:  # type checkers see the pure twins, which are the specification
-    from ._pure import (
-        Balancer,
-        DtabIndex,
-        parse_chunk_line,
-        parse_request_head,
-        parse_response_head,
-        parse_trailers,
-        read_dentry,
-        read_dtab,
-        read_path,
-        read_prefix,
-        read_tree,
-    )
+    pass
 
 
 def _select() -> "tuple[object, str, str]":

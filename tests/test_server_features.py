@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import tempfile
 import time
 from typing import Dict, Iterator, List, Optional, Tuple

@@ -9,14 +9,15 @@ dtab to evaluate (the playground sends the router's dtab plus edits); nothing is
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Optional
+from typing import Dict, Optional
 
 from ..errors import DtabError, PyproxyError
 from ..naming.binding import ConfiguredNamersInterpreter
 from ..naming.delegation import delegate
 from ..naming.dtab import Dtab
 from ..naming.path import Path
-from .server import AdminRequest, Reply
+from ..view import ProxyView
+from .request import AdminRequest, Reply
 
 __all__ = ["delegator_json"]
 
@@ -24,7 +25,7 @@ _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
 
 
-def delegator_json(app: Any, req: AdminRequest) -> Reply:
+def delegator_json(view: ProxyView, req: AdminRequest) -> Reply:
     if req.method in ("GET", "HEAD"):
         params: Dict[str, Optional[str]] = dict(req.query)
     elif req.method == "POST":
@@ -50,10 +51,10 @@ def delegator_json(app: Any, req: AdminRequest) -> Reply:
         return Reply(400, _TEXT, f"Invalid path: {exc}".encode())
     namespace = params.get("namespace")
     if namespace:
-        routers = [r for r in app.routers if r.label == namespace]
-        if not routers:
+        router = view.router(namespace)
+        if router is None:
             return Reply(501, _TEXT, f"Name Interpreter for {namespace} cannot show delegations".encode())
-        interp = routers[0].params.interpreter
+        interp = router.interpreter
     else:
         interp = ConfiguredNamersInterpreter(())
     try:

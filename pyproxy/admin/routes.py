@@ -16,13 +16,12 @@ from urllib.parse import parse_qs
 
 from .. import _impl
 from .._version import __version__
-from ..naming.name import ADDR_NEG, AddrBound, AddrFailed
-from ..telemetry import prometheus
-from ..telemetry.gauges import server_id
+from ..telemetry import Telemetry, prometheus
+from ..view import ProxyView
 from .delegator import delegator_json
 from .pages import Static, index_page, requests_page
 from .security import Security
-from .server import AdminRequest, Reply
+from .request import AdminRequest, Reply
 
 __all__ = ["AdminRoutes"]
 
@@ -41,27 +40,20 @@ def _json(obj: Any, status: int = 200, pretty: bool = False) -> Reply:
     return Reply(status, _JSON, text.encode())
 
 
-def _state(addr: Any) -> Dict[str, Any]:
-    """Linkerd's ``/client_state.json`` entry of one address set."""
-    if isinstance(addr, AddrBound):
-        return {"state": "bound", "addresses": [f"{a.host}:{a.port}" for a in addr.addresses]}
-    if isinstance(addr, AddrFailed):
-        return {"state": f"failed: {addr.cause}"}
-    return {"state": "neg" if addr is ADDR_NEG else "pending"}
-
-
 class AdminRoutes:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.telemetry = app.telemetry
-        self.security = Security.from_config(app.config.admin.security)
+    """The paths of the admin server, over the proxy's read-only view and its telemetry."""
+
+    def __init__(self, view: ProxyView, telemetry: Telemetry) -> None:
+        self.view = view
+        self.telemetry = telemetry
+        self.security = Security.from_config(view.config.admin.security)
         self.static = Static()
         self.started = time.time()
         t = self.telemetry
         self.routes: Dict[str, Tuple[Handler, str]] = {
             "/": (self.dashboard, "dashboard: request rates, success rates, latencies per router, server and client"),
             "/delegator": (self.delegator_page, "dtab playground: evaluate a path through a router's dtab"),
-            "/delegator.json": (lambda r: delegator_json(self.app, r), "delegation tree API (GET or POST JSON)"),
+            "/delegator.json": (lambda r: delegator_json(self.view, r), "delegation tree API (GET or POST JSON)"),
             "/admin": (self.index, "this list"),
             "/admin/index.txt": (self.index_txt, "this list, as text"),
             "/admin/ping": (lambda r: Reply(200, _TEXT, b"pong"), "health check: pong"),
@@ -147,11 +139,9 @@ class AdminRoutes:
 
     def routers_json(self, req: AdminRequest) -> Reply:
         out = []
-        for router in self.app.routers:
-            dtab = router.params.dtab
-            servers = [
-                {"ip": s.ip, "port": int(server_id(s).rsplit("/", 1)[1]), "id": server_id(s)} for label, s in self.app.servers if label == router.label
-            ]
+        for router in self.view.routers:
+            dtab = router.dtab
+            servers = [{"ip": s.ip, "port": s.port, "id": s.id} for s in router.servers]
             out.append(
                 {
                     "label": router.label,
@@ -178,19 +168,19 @@ class AdminRoutes:
     def config_json(self, req: AdminRequest) -> Reply:
         import msgspec
 
-        return Reply(200, _JSON, msgspec.json.encode(self.app.config))
+        return Reply(200, _JSON, msgspec.json.encode(self.view.config))
 
     def client_state(self, req: AdminRequest) -> Reply:
         out: Dict[str, Any] = {}
-        for router in self.app.routers:
-            for client in list(router.clients.values()):
-                out[str(client.id)] = _state(getattr(client, "state", None))
+        for router in self.view.routers:
+            for client in router.clients():
+                out[client.id] = client.state
         return _json(out)
 
     def shutdown(self, req: AdminRequest) -> Reply:
         if req.method != "POST":
             return Reply(405, _TEXT, b"POST required", [(b"Allow", b"POST")])
-        self.app.stop()
+        self.view.request_stop()
         return Reply(200, _TEXT, b"shutting down")
 
     def logging_json(self, req: AdminRequest) -> Reply:

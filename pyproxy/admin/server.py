@@ -7,8 +7,7 @@ whole, so there is no streaming here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -16,9 +15,12 @@ from .. import _impl
 from ..errors import RemoteProtocolError
 from ..http.message import Request, reason_phrase, serialize_response_head
 from ..datapath.stream import Body, Conn
+from .request import AdminRequest, Reply
+from .routes import AdminRoutes
 
 if TYPE_CHECKING:
-    from ..runtime.app import App
+    from ..telemetry import Telemetry
+    from ..view import ProxyView
 
 __all__ = ["AdminServer", "AdminRequest", "Reply"]
 
@@ -26,51 +28,13 @@ _LIMITS = (8192, 65536, 100)
 _MAX_BODY = 1 << 20
 
 
-class AdminRequest:
-    """One admin request: method, path, first value of each query parameter, headers, body."""
-
-    __slots__ = ("method", "path", "query", "raw", "body")
-
-    def __init__(self, method: str, target: str, raw: Optional[Request] = None, body: bytes = b"") -> None:
-        url = urlsplit(target)
-        self.method = method
-        self.path = url.path or "/"
-        self.query: Dict[str, str] = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        self.raw = raw
-        self.body = body
-
-    def header(self, name: str) -> Optional[str]:
-        if self.raw is None:
-            return None
-        v = self.raw.header(name)
-        return None if v is None else v.decode("latin-1")
-
-    def flag(self, name: str) -> bool:
-        """A boolean query parameter as Finagle reads it (``true``/``1``; present and empty too)."""
-        v = self.query.get(name)
-        return v is not None and v.lower() in ("", "1", "true", "yes")
-
-
-class Reply:
-    __slots__ = ("status", "ctype", "body", "headers")
-
-    def __init__(self, status: int, ctype: bytes = b"text/plain; charset=utf-8", body: bytes = b"", headers: Optional[List[tuple]] = None) -> None:
-        self.status = status
-        self.ctype = ctype
-        self.body = body
-        self.headers = headers or []
-
-
 class AdminServer:
-    """The admin listener of an :class:`~pyproxy.runtime.app.App` (``admin.ip``/``admin.port``)."""
+    """The admin listener of a running proxy (``admin.ip``/``admin.port``)."""
 
-    def __init__(self, app: "App", ip: str, port: int) -> None:
-        from .routes import AdminRoutes
-
-        self.app = app
+    def __init__(self, view: "ProxyView", telemetry: "Telemetry", ip: str, port: int) -> None:
         self.ip = ip
         self.port = port
-        self.routes = AdminRoutes(app)
+        self.routes = AdminRoutes(view, telemetry)
         self.listeners: list = []
         self.connections = 0
         self._idle: set = set()

@@ -12,6 +12,9 @@ Loading runs four steps, each owned by one module:
 
 The structs are frozen data (no live objects); the application builds its runtime from them.
 Kinds that parse but are not built yet are listed by :meth:`Config.unsupported`.
+
+May import: ``errors`` and ``naming`` (dtabs and paths are parsed while validating). Nothing below
+the runtime imports the config: the runtime passes plain values on.
 """
 
 from __future__ import annotations

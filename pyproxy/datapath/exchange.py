@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..http.message import Request
     from .lane import Resume
     from ..routing.policy import ServicePolicy
-    from ..routing.router import Router, ServerRules
+    from ..routing.router import RouterParams, ServerRules
 
 __all__ = ["Exchange"]
 
@@ -62,7 +62,7 @@ class Exchange:
 
     def __init__(
         self,
-        router: "Router",
+        params: "RouterParams",
         req: "Request",
         body: Body,
         down: Conn,
@@ -73,7 +73,7 @@ class Exchange:
         fields: List[Tuple[bytes, bytes]],
         resume: Optional["Resume"] = None,
     ) -> None:
-        self.router = router
+        self.params = params
         self.req = req
         self.body = body
         self.down = down
@@ -122,7 +122,7 @@ class Exchange:
             return
         self.response_started = True
         self.status = status
-        p = self.router.params
+        p = self.params
         data = error_response(status, message, self.edge, p.max_err_response, p.max_head, keep, self.req)
         self.length = 0 if self.edge else min(len(message.encode("utf-8", "replace")), p.max_err_response)
         if retryable and not self.edge:
@@ -148,7 +148,7 @@ class Exchange:
         req, body = self.req, self.body
         if not req.has_body:
             return b""
-        if body.framing == FIXED and not body.received and req.content_length <= self.router.params.stream_after:
+        if body.framing == FIXED and not body.received and req.content_length <= self.params.stream_after:
             buf = self.down.buf
             if len(buf) >= req.content_length:
                 return bytes(buf[: req.content_length])
@@ -340,11 +340,11 @@ class Exchange:
     # === the response ===
 
     def _limits(self) -> Tuple[int, int, int]:
-        p = self.router.params
+        p = self.params
         return (p.max_line, p.max_head, p.max_headers)
 
     async def _read_response(self, up: Conn) -> Response:
-        p = self.router.params
+        p = self.params
         while True:
             try:
                 t = await up.read_head(_impl.parse_response_head, p.max_head, p.max_headers)

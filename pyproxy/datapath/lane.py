@@ -34,7 +34,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Protocol, Sequence, Tuple
 
 import trio
 
@@ -47,13 +47,12 @@ from ..naming.tree import Leaf, NameTree, Union
 from .stream import Conn
 
 if TYPE_CHECKING:
-    from .client import Client
     from ..metrics import RequestStats
     from ..routing.policy import ServicePolicy
-    from ..routing.router import Router
-    from .server import Server
+    from .accesslog import AccessLog
+    from .client import Client
 
-__all__ = ["LaneDriver", "Resume", "route_key", "enabled"]
+__all__ = ["Branch", "ConnectionSink", "LaneDriver", "Resume", "RouteTable", "enabled", "flatten", "route_key"]
 
 log = logging.getLogger("pyproxy.datapath.lane")
 
@@ -71,12 +70,36 @@ def route_key(server: int, ident: bytes, ctx_dtab: Sequence[bytes], dtab: Sequen
     return server.to_bytes(2, "little") + ident + b"\0" + b"\n".join(ctx_dtab) + b"\0" + b"\n".join(dtab)
 
 
+class RouteTable(Protocol):
+    """Where a router's data path installs the routes it decided (the lane implements it)."""
+
+    def install(self, key: bytes, branches: Sequence[Tuple[float, "Branch", bytes]], ctx_block: bytes) -> bool: ...
+
+    def clear_routes(self) -> None: ...
+
+
+class ConnectionSink(Protocol):
+    """Where the lane hands a listener's connections back (the listener's server implements it)."""
+
+    stats: "RequestStats"  # the listener's server scope (rt/<router>/server/<ip>/<port>)
+    access_log: Optional["AccessLog"]  # its router's access log, if any
+
+    def spawn(self, conn: Conn, resume: Optional["Resume"] = None) -> None: ...
+
+
+class RouteOwner(Protocol):
+    """The router a route belongs to, as the lane's results need it."""
+
+    label: str
+    requests: int
+
+
 class Branch:
     """What a lane event carries back for one branch of a route: whose request it was."""
 
     __slots__ = ("router", "client", "svc", "service", "dst")
 
-    def __init__(self, router: "Router", client: "Client", svc: "RequestStats", service: "ServicePolicy", dst: Any) -> None:
+    def __init__(self, router: RouteOwner, client: "Client", svc: "RequestStats", service: "ServicePolicy", dst: Any) -> None:
         self.router = router
         self.client = client
         self.svc = svc
@@ -131,25 +154,25 @@ class LaneDriver:
         assert _impl.Lane is not None
         self.recent = recent  # io.l5d.recentRequests (its sample is drawn in the lane)
         self.native = _impl.Lane(seed & (2**64 - 1), recent.sample_rate if recent is not None else 0.0)
-        self.servers: List["Server"] = []
+        self.sinks: List[ConnectionSink] = []
         self.sweep_interval = 1.0
         # what the lane did (exported as lane/<name>): requests it completed, connections it
         # handed to Python, exchanges Python continued, upstreams it could not reach, routes installed
         self.counts = {"requests": 0, "handoffs": 0, "resumes": 0, "failed": 0, "installs": 0}
 
     def add_server(
-        self, server: "Server", ident: bytes, limits: Tuple[int, int, int], stream_after: int, timeout_response: bytes
+        self, sink: ConnectionSink, rules: Any, ident: bytes, limits: Tuple[int, int, int], stream_after: int,
+        idle_timeout: float, header_timeout: float, timeout_response: bytes,
     ) -> int:
-        """Registers a listener; returns its lane index. ``stream_after``: the largest request body
-        the lane buffers whole (larger ones stream, on the trio path)."""
-        rules = server.rules
+        """Registers a listener (``rules``: its :class:`~pyproxy.routing.router.ServerRules`);
+        returns its lane index. ``stream_after``: the largest request body the lane buffers whole
+        (larger ones stream, on the trio path)."""
         index = self.native.add_server(
             rules.clear_context, rules.via, rules.max_call_depth, ident, *limits, stream_after,
-            server.idle_timeout, server.header_timeout, timeout_response, server.router.params.access_log is not None,
-            rules.timestamp_header,
+            idle_timeout, header_timeout, timeout_response, sink.access_log is not None, rules.timestamp_header,
         )
-        self.servers.append(server)
-        self.sweep_interval = min(self.sweep_interval, max(min(server.idle_timeout, server.header_timeout) / 4, 0.01))
+        self.sinks.append(sink)
+        self.sweep_interval = min(self.sweep_interval, max(min(idle_timeout, header_timeout) / 4, 0.01))
         return index  # type: ignore[no-any-return]
 
     # === routes ===
@@ -238,7 +261,7 @@ class LaneDriver:
                 elif kind == HANDOFF:
                     counts["handoffs"] += 1
                     _, index, fd, received = ev
-                    self.servers[index].spawn(Conn.adopted(fd, received))
+                    self.sinks[index].spawn(Conn.adopted(fd, received))
                 elif kind == RESUME:
                     counts["resumes"] += 1
                     self._resume(*ev[1:])
@@ -269,7 +292,7 @@ class LaneDriver:
                 client.accrue(ep, True, now, n)
         client.requests += count
         client.stats.record_batch(status, count, head_ms)
-        self.servers[index].stats.record_batch(status, count, total_ms)
+        self.sinks[index].stats.record_batch(status, count, total_ms)
         svc = b.svc
         svc.record_batch(status, count, total_ms)
         svc.record_no_retries(count)
@@ -281,8 +304,7 @@ class LaneDriver:
 
     def _access(self, index: int, raw: bytes, remote: str, status: int, length: int) -> None:
         """The access log line of a request the lane answered (its head is read as the trio path reads it)."""
-        router = self.servers[index].router
-        access_log = router.params.access_log
+        access_log = self.sinks[index].access_log
         if access_log is None:
             return
         req = Request.from_kernel(_impl.parse_request_head(raw, len(raw) + 1, len(raw) + 1, 1 << 16))
@@ -296,9 +318,9 @@ class LaneDriver:
             return
         method, target, peer = sample
         ep = b.client.by_slot.get(slot)
-        server = self.servers[index]
+        sink = self.sinks[index]
         self.recent.record(
-            router=b.router.label, source=peer, server=server.stats.scope.prefix[-1], logical=b.dst,
+            router=b.router.label, source=peer, server=sink.stats.scope.prefix[-1], logical=b.dst,
             concrete=b.client.id, destination=(ep.host, ep.port) if ep is not None else None,
             method=method, uri=target, status=status, latency_ms=(ended - started) * 1000.0, sampled=True,
         )
@@ -325,5 +347,5 @@ class LaneDriver:
         if ep is None:  # removed meanwhile: the exchange goes on without its balancer entry
             host, port = up.sock.getpeername()[:2]
             ep = Endpoint(host, port, EndpointPool(host, port), slot, None)
-        self.servers[index].spawn(down, Resume(client, ep, up, started, head))
+        self.sinks[index].spawn(down, Resume(client, ep, up, started, head))
 

@@ -30,7 +30,7 @@ import trio
 from .. import _impl
 from ..errors import RemoteProtocolError
 from ..http.message import Request, error_response
-from ..routing.router import Router, ServerRules
+from ..routing.router import ServerRules
 from .stream import Body, Conn
 
 #: What a client too slow with its head or small body gets, from the trio path and the lane alike:
@@ -38,6 +38,8 @@ from .stream import Body, Conn
 TIMEOUT_RESPONSE = error_response(408, "timed out reading the request", True, 0, 0, False)
 
 if TYPE_CHECKING:
+    from .accesslog import AccessLog
+    from .forwarder import Forwarder
     from .lane import LaneDriver, Resume
 
 __all__ = ["Server"]
@@ -46,11 +48,11 @@ log = logging.getLogger("pyproxy.datapath.server")
 
 
 class Server:
-    """One listener of a router (``routers[i].servers[j]``)."""
+    """One listener of a router (``routers[i].servers[j]``); the lane's connection sink for it."""
 
     def __init__(
         self,
-        router: Router,
+        forwarder: "Forwarder",
         ip: str,
         port: int,
         rules: ServerRules,
@@ -60,7 +62,9 @@ class Server:
         idle_timeout: float = 300.0,
         reuse_port: bool = False,
     ) -> None:
-        self.router = router
+        self.forwarder = forwarder
+        self.label = forwarder.label
+        self.access_log: Optional["AccessLog"] = forwarder.observers.access_log
         self.ip = ip
         self.port = port
         self.rules = rules
@@ -97,7 +101,7 @@ class Server:
         sock.listen(1024)
         self.listeners = [trio.SocketListener(sock)]
         # named by the bound port (port 0 asks the OS for one), as the live gauges are
-        self.stats = self.router.stats.server(self.ip, sock.getsockname()[1])
+        self.stats = self.forwarder.stats.server(self.ip, sock.getsockname()[1])
 
     async def serve(self, *, task_status: "trio.TaskStatus[None]" = trio.TASK_STATUS_IGNORED) -> None:
         """Accept connections until :meth:`drain`; returns when every connection has finished."""
@@ -168,7 +172,7 @@ class Server:
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             pass  # the client went away
         except Exception:  # noqa: BLE001 - a bug must cost one connection, never the server
-            log.exception("unexpected error on a connection of %s", self.router.label)
+            log.exception("unexpected error on a connection of %s", self.label)
         finally:
             self._idle.pop(scope, None)
             self.connections -= 1
@@ -188,15 +192,15 @@ class Server:
         return False
 
     async def _serve_connection(self, conn: Conn, scope: trio.CancelScope, resume: Optional["Resume"] = None) -> None:
-        router = self.router
-        p = router.params
+        forwarder = self.forwarder
+        p = forwarder.params
         limits = (p.max_line, p.max_head, p.max_headers)
         parse = _impl.parse_request_head
         idle = self._idle
         if resume is not None:  # the lane sent this request; its exchange continues here
             req = Request.from_kernel(parse(resume.head, *limits))
             body = Body.of(conn, req, limits)
-            if not await router.handle(req, body, conn, self.rules, self.stats, resume) or not body.done:
+            if not await forwarder.serve(req, body, conn, self.rules, self.stats, resume, self.lane_index) or not body.done:
                 return
         while not self.draining:
             if not conn.buf:
@@ -229,7 +233,7 @@ class Server:
                 return
             self.active += 1
             try:
-                keep = await router.handle(req, body, conn, self.rules, self.stats)
+                keep = await forwarder.serve(req, body, conn, self.rules, self.stats, None, self.lane_index)
             finally:
                 self.active -= 1
             if not keep or not body.done:

@@ -39,6 +39,8 @@ Live values (connections, pool sizes) are gauges: ``scope.gauge(name, fn)`` or a
 Histograms keep the current window and the last snapshot; :meth:`Registry.tick` (called every second
 by the telemetry task, and before each read) rotates all of them once per ``interval`` (Linkerd: one
 minute). Exports show the snapshot, as Linkerd does, so percentiles are "the last full minute".
+
+May import: ``errors`` only (telemetry renders it; the request path updates it).
 """
 
 from .histogram import QUANTILES, Histogram, Number, Summary

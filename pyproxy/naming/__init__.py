@@ -4,6 +4,9 @@ Public names are re-exported here; each lives in the module that owns it:
 ``path`` (Path), ``tree`` (NameTree and its algebra), ``dtab`` (Prefix, Dentry, Dtab),
 ``name`` (Bound and address sets), ``namer`` (the Namer interface), ``system`` (the ``/$/`` namers),
 ``binding`` (bind and the interpreters), ``delegation`` (delegation trees).
+
+May import: ``errors`` and ``_impl`` (the dtab grammar and lookup kernels). Never trio, sockets or
+``config``: host names of ``/$/inet`` are resolved by whoever runs the proxy (``discovery.dns``).
 """
 
 from .binding import ConfiguredNamersInterpreter as ConfiguredNamersInterpreter

@@ -128,6 +128,11 @@ class AddrVar:
         for fn in list(self._observers):
             fn(value)
 
+    @property
+    def observed(self) -> bool:
+        """Whether anything (a client) observes this address set now."""
+        return bool(self._observers)
+
     def observe(self, fn: Callable[[object], None]) -> Callable[[], None]:
         """Call ``fn(addr)`` on every change; returns a function that stops the observation."""
         self._observers.append(fn)

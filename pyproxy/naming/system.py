@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
+from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..errors import UnknownNamerError
@@ -20,7 +20,7 @@ from .namer import Namer
 from .path import Path
 from .tree import Empty, Fail, Leaf, NameTree, Neg
 
-__all__ = ["SystemNamer", "InetResolver", "SYSTEM", "java_split", "parse_java_int", "literal_ip"]
+__all__ = ["HostLookup", "InetResolver", "SYSTEM", "SystemNamer", "java_split", "literal_ip", "parse_java_int"]
 
 _DOLLAR = b"$"
 _INT = re.compile(r"[+-]?[0-9]+\Z")
@@ -44,58 +44,100 @@ def java_split(s: str, sep: str) -> List[str]:
     return parts
 
 
-class InetResolver:
-    """Turns ``(host, port)`` into a live address set; one ``AddrVar`` per pair, cached.
+#: Resolves a host name (not an IP literal) and a valid port: ``AddrBound`` or ``AddrFailed``.
+HostLookup = Callable[[str, int], object]
 
-    IP literals (and Java's short IPv4 forms such as ``127.1``) resolve at once. Host names are
-    resolved with the system resolver when first asked; the I/O layer may install a resolver that
-    does this asynchronously and re-polls.
+
+class InetResolver:
+    """Turns ``(host, port)`` of ``/$/inet`` into a live address set; one ``AddrVar`` per pair, cached.
+
+    IP literals (and Java's short IPv4 forms such as ``127.1``) resolve at once, here. Host names
+    are I/O, so not this module's: they go to ``lookup`` (a blocking lookup, for offline tools such
+    as ``pyproxy delegate``), or a subclass resolves them asynchronously (the running proxy's
+    :class:`pyproxy.discovery.dns.DnsResolver`). Without either, a host name fails with a message
+    saying so. The cache is bounded (``max_names``; names come from requests' ``l5d-dtab`` too):
+    past it, the least recently asked-for names that no client observes any more are forgotten.
     """
 
-    def __init__(self) -> None:
-        self._cache: Dict[Tuple[str, str], AddrVar] = {}
+    def __init__(self, lookup: Optional[HostLookup] = None, max_names: int = 10_000) -> None:
+        self._lookup = lookup
+        self.max_names = max_names
+        self._cache: "OrderedDict[Tuple[str, str], AddrVar]" = OrderedDict()
 
-    def resolve(self, host: str, port: str) -> AddrVar:
-        key = (host, port)
+    def resolve(self, host: str, port_text: str) -> AddrVar:
+        key = (host, port_text)
         var = self._cache.get(key)
-        if var is None:
-            var = self._cache[key] = AddrVar(self._resolve_now(host, port))
-        return var
-
-    def _resolve_now(self, host: str, port_text: str) -> object:
+        if var is not None:
+            self._cache.move_to_end(key)
+            return var
         port = parse_java_int(port_text)
         if port is None:
-            return AddrFailed(f'For input string: "{port_text}"')
-        if not 0 <= port <= 65535:
-            return AddrFailed(f"port out of range:{port}")
-        if host == "":
-            return AddrBound((Address("0.0.0.0", port),))
-        literal = literal_ip(host)
-        if literal is not None:
-            return AddrBound((Address(literal, port),))
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            return AddrFailed(f"{host}: {exc.strerror or exc}")
-        seen = []
-        for info in infos:
-            ip = info[4][0]
-            if ip not in seen:
-                seen.append(ip)
-        return AddrBound(tuple(Address(ip, port) for ip in seen))
+            var = AddrVar(AddrFailed(f'For input string: "{port_text}"'))
+        elif not 0 <= port <= 65535:
+            var = AddrVar(AddrFailed(f"port out of range:{port}"))
+        elif host == "":
+            var = AddrVar(AddrBound((Address("0.0.0.0", port),)))
+        else:
+            literal = literal_ip(host)
+            var = AddrVar(AddrBound((Address(literal, port),))) if literal is not None else self.host_var(host, port)
+        self._cache[key] = var
+        if len(self._cache) > self.max_names:
+            self._evict()
+        return var
+
+    def host_var(self, host: str, port: int) -> AddrVar:
+        """The address set of a host name (a subclass may return a pending one and resolve it later)."""
+        if self._lookup is None:
+            return AddrVar(AddrFailed(f"{host}: host names are resolved by a running proxy, not here"))
+        return AddrVar(self._lookup(host, port))
+
+    def _evict(self) -> None:
+        for key in list(self._cache):
+            if len(self._cache) <= self.max_names:
+                return
+            var = self._cache[key]
+            if not var.observed:
+                del self._cache[key]
+                self.forget(var)
+
+    def forget(self, var: AddrVar) -> None:
+        """``var`` left the cache (a subclass stops keeping it fresh)."""
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
 
 def literal_ip(host: str) -> Optional[str]:
+    """The canonical text of an IP literal (``[v6]`` too), or of the IPv4 forms ``inet_aton``
+    accepts (``127.1``, octal ``0177.0.0.1``, hex ``0x7f.1``), as Java's ``InetAddress`` does; None
+    for anything else (a host name)."""
     try:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         pass
-    if re.fullmatch(r"[0-9.xXa-fA-F]+", host):
-        try:  # inet_aton accepts the short and octal/hex forms Java's InetAddress also accepts
-            return socket.inet_ntoa(socket.inet_aton(host))
-        except OSError:
+    if not _AION.fullmatch(host):
+        return None
+    parts = host.split(".")
+    values = []
+    for part in parts:
+        base = 16 if part[:2].lower() == "0x" else 8 if len(part) > 1 and part[0] == "0" else 10
+        digits = part[2:] if base == 16 else part
+        try:
+            values.append(int(digits, base))
+        except ValueError:  # "0x" alone, or 8 or 9 in an octal part
             return None
-    return None
+    # a.b.c.d: bytes; a.b.c: c fills 16 bits; a.b: b fills 24 bits; a: 32 bits
+    *head, last = values
+    if any(v > 255 for v in head) or last >= 1 << (8 * (4 - len(head))):
+        return None
+    n = 0
+    for v in head:
+        n = (n << 8) | v
+    n = (n << (8 * (4 - len(head)))) | last
+    return str(ipaddress.IPv4Address(n))
+
+
+_AION = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)(?:\.(?:0[xX][0-9a-fA-F]*|[0-9]+)){0,3}")
 
 
 # === Linkerd's rewriting namers (io.buoyant.*) ===
@@ -219,7 +261,7 @@ class SystemNamer(Namer):
     """Finagle's ``Namer.global``: looks up whole paths that start with ``/$``; anything else is Neg."""
 
     def __init__(self, resolver: Optional[InetResolver] = None) -> None:
-        self.resolver = resolver or InetResolver()
+        self.resolver = resolver if resolver is not None else InetResolver()
         self._classes: Dict[str, Namer] = {}
         for name, fn in (
             ("io.buoyant.hostportPfx", lambda p: _rewrite_hostport(p, swap=False)),

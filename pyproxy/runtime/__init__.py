@@ -5,6 +5,5 @@ running proxy that the admin server and telemetry read (``view``), several worke
 (``workers``), the command line (``cli``), the embedded quick start (``demo``), logging (``logs``)
 and the process's memory footprint (``footprint``).
 
-May import everything. Nothing imports it but ``pyproxy.__main__`` (and ``admin`` for the view's
-type only).
+May import everything. Nothing imports it but ``pyproxy.__main__``.
 """

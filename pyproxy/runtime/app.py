@@ -8,7 +8,6 @@ requests in flight finish within ``admin.shutdownGraceMs``, then everything is c
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 import random
@@ -34,14 +33,18 @@ from ..routing.identifiers import (
 )
 from ..discovery.interpreters.dtabfile import DtabFile
 from ..discovery.namers.fs import FsNamer
+from ..discovery.dns import DnsResolver
 from ..naming.binding import ConfiguredNamersInterpreter
+from ..naming.system import SystemNamer
 from ..naming.dtab import Dtab
 from ..naming.namer import Namer
 from ..naming.path import Path
 from ..routing.policy import Policies
 from ..routing.router import Router, RouterParams, ServerRules
+from ..datapath.forwarder import Forwarder, Observers
 from ..datapath.server import TIMEOUT_RESPONSE, Server
 from ..telemetry import Telemetry
+from ..view import ProxyView
 
 __all__ = ["App", "build_identifiers"]
 
@@ -116,7 +119,8 @@ class App:
         self.rng = rng or random.Random()
         # Metrics registry and telemeters first: routers and servers take their stats from it.
         self.telemetry = Telemetry.from_config(config.telemetry)
-        self.telemetry.watch(self)
+        self.dns = DnsResolver()  # /$/inet host names, resolved off the loop
+        self.system = SystemNamer(self.dns)
         self.namers: List[Tuple[Path, Namer]] = []
         self.fs_namers: List[FsNamer] = []
         for n in config.namers:
@@ -129,6 +133,7 @@ class App:
             self.namers.append((prefix, fs))
         self.dtab_files: List[Tuple[DtabFile, Router]] = []  # io.l5d.fs interpreters
         self.routers: List[Router] = []
+        self.forwarders: List[Forwarder] = []
         self.servers: List[Tuple[str, Server]] = []
         self.access_logs: List[Any] = []  # AccessLog (imported when one is configured)
         # The native data path, unless Zipkin tracing needs to see every request in Python.
@@ -139,6 +144,8 @@ class App:
             log.info("lane: off (%s)", why)
         for i, rc in enumerate(config.routers):
             self._add_router(i, rc)
+        self.view = ProxyView.of(config, self.forwarders, [s for _, s in self.servers], self.lane, self.stop)
+        self.telemetry.watch(self.view)
         self.admin: Optional[Any] = None
         self._stop = trio.Event()
 
@@ -156,7 +163,7 @@ class App:
             label=rc.label,
             dtab=Dtab.read(rc.dtab),
             identifiers=build_identifiers(rc, dst_prefix),
-            interpreter=ConfiguredNamersInterpreter(self.namers),
+            interpreter=ConfiguredNamersInterpreter(self.namers, self.system),
             namer_versions=self.namer_versions,
             binding_timeout=rc.binding_timeout_ms / 1000.0,
             max_line=rc.max_initial_line_kb * 1024,
@@ -164,13 +171,12 @@ class App:
             max_err_response=rc.max_err_response_kb * 1024,
             stream_after=rc.stream_after_content_length_kb * 1024,
             policies=Policies(client, service),
-            stats=self.telemetry.router(rc.label),
-            recent=self.telemetry.recent,
-            tracer=self.telemetry.tracer,
-            access_log=self._access_log(index, rc),
         )
         router = Router(params, random.Random(self.rng.getrandbits(64)))
+        observers = Observers(self.telemetry.recent, self.telemetry.tracer, self._access_log(index, rc))
+        forwarder = Forwarder(router, self.telemetry.router(rc.label), observers, router.rng)
         self.routers.append(router)
+        self.forwarders.append(forwarder)
         interpreter = getattr(rc, "interpreter", None)
         if interpreter is not None and tag_of(interpreter)[1] == "io.l5d.fs":
             dtab_file = DtabFile(interpreter.dtab_file)
@@ -190,7 +196,7 @@ class App:
             opts = sc.socket_options
             session = sc.server_session
             server = Server(
-                router,
+                forwarder,
                 sc.ip,
                 self._ports.get((index, j), sc.port),
                 rules,
@@ -200,11 +206,12 @@ class App:
                 reuse_port=self._reuse_port or bool(opts and opts.reuse_port),
             )
             self.servers.append((rc.label, server))
-            self._use_lane(router, server, sc)
+            self._use_lane(forwarder, server)
 
-    def _use_lane(self, router: Router, server: Server, sc: Any) -> None:
+    def _use_lane(self, forwarder: Forwarder, server: Server) -> None:
         """Let ``server`` hand its connections to the lane when its router and it qualify."""
         lane = self.lane
+        router = forwarder.router
         idents = router.params.identifiers
         if lane is None:
             return
@@ -220,10 +227,11 @@ class App:
             return
         ident = idents[0].header.lower().encode("latin-1")
         p = router.params
-        index = lane.add_server(server, ident, (p.max_line, p.max_head, p.max_headers), p.stream_after, TIMEOUT_RESPONSE)
-        server.rules = dataclasses.replace(server.rules, lane=index)
+        index = lane.add_server(
+            server, server.rules, ident, router.limits, p.stream_after, server.idle_timeout, server.header_timeout, TIMEOUT_RESPONSE
+        )
         server.lane, server.lane_index = lane, index
-        router.lane, router.lane_ident = lane, ident
+        forwarder.use_route_table(lane, ident)
 
     def _access_log(self, index: int, rc: Any) -> Optional[Any]:
         path = getattr(rc, "http_access_log", None)
@@ -254,7 +262,7 @@ class App:
 
         admin_cfg = self.config.admin
         ip, port = self._admin_addr or (admin_cfg.ip, admin_cfg.port)
-        self.admin = AdminServer(self, ip, port)
+        self.admin = AdminServer(self.view, self.telemetry, ip, port)
         for _, server in self.servers:
             await server.bind()
         await self.admin.bind()
@@ -265,6 +273,7 @@ class App:
             await nursery.start(self.admin.serve)
             if self.lane is not None:
                 nursery.start_soon(self.lane.run)
+            nursery.start_soon(self.dns.run)
             for name, server in self.listening():
                 print(f"pyproxy: listening name={name} addr={server.address}", file=sys.stderr, flush=True)
             if self.fs_namers or self.dtab_files:

@@ -97,7 +97,9 @@ class _UsageError(Exception):
 
 
 def _delegate(args: argparse.Namespace) -> int:
-    from ..naming import ConfiguredNamersInterpreter, Dtab, Path, delegate
+    from ..discovery.dns import blocking_lookup
+    from ..naming import ConfiguredNamersInterpreter, Dtab, Path, SystemNamer, delegate
+    from ..naming.system import InetResolver
 
     try:
         dtab = Dtab.read(args.dtab)
@@ -110,7 +112,8 @@ def _delegate(args: argparse.Namespace) -> int:
         print(f"pyproxy: invalid path: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        interp = ConfiguredNamersInterpreter(_namers(args.namer))  # type: ignore[arg-type]
+        system = SystemNamer(InetResolver(lookup=blocking_lookup))  # a terminal may wait for DNS
+        interp = ConfiguredNamersInterpreter(_namers(args.namer), system)  # type: ignore[arg-type]
     except _UsageError as exc:
         print(f"pyproxy: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -13,6 +13,9 @@
 The interval is a minute, as in Linkerd; ``PYPROXY_METRICS_SNAPSHOT_SECONDS`` changes it (Linkerd's
 ``-io.buoyant.telemetry.admin.histogramSnapshotInterval`` flag). ``io.l5d.influxdb``,
 ``io.l5d.statsd`` and ``io.l5d.tracelog`` are not built (``pyproxy run`` refuses them by name).
+
+May import: ``errors``, ``naming``, ``http``, ``metrics`` and ``view`` (the live gauges read the
+running proxy through it), and trio.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import trio
 
 from ..errors import ConfigError
 from ..metrics import Registry, RouterStats
-from .gauges import app_collector
+from ..view import ProxyView
+from .gauges import view_collector
 from .recent import RecentRequests
 from .zipkin import Tracer
 
@@ -80,9 +84,9 @@ class Telemetry:
                 raise ConfigError(f"telemeter {kind} is known but not built yet")
         return cls(Registry(interval=snapshot_interval()), prometheus=prometheus, recent=recent, tracer=tracer)
 
-    def watch(self, app: Any) -> None:
-        """Export live gauges (connections, pool sizes, process) of ``app``'s servers and clients."""
-        self.metrics.add_collector(app_collector(app))
+    def watch(self, view: "ProxyView") -> None:
+        """Export live gauges (connections, pool sizes, process) of the running proxy's servers and clients."""
+        self.metrics.add_collector(view_collector(view))
 
     def router(self, label: str) -> RouterStats:
         rs = self._routers.get(label)

@@ -1,37 +1,25 @@
-"""Live gauges read off the running App when metrics are exported (no hook in the request path).
+"""Live gauges read off the running proxy's view when metrics are exported (no hook in the request path).
 
 Owns: ``lane/{routes,pooled,requests,handoffs,resumes,failed,installs}`` (the native data path),
 ``rt/<r>/server/<ip>/<port>/{connections,pending}``, ``rt/<r>/client/<id>/{loadbalancer/size,
 loadbalancer/available,pending,connections}`` and ``process/{uptime_ms,rss_bytes,cpu_ms}``.
 
-The objects are read duck-typed with ``getattr`` defaults: the server, client and balancer classes
-evolve (load balancing, failure accrual) and a renamed attribute must cost one gauge, not the
-whole export.
+Everything is read through :class:`pyproxy.view.ProxyView`, by name: a renamed attribute fails
+the tests that read these gauges instead of exporting a silent zero.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any, Iterator, List, Tuple
+from typing import Iterator, Tuple
 
 from ..metrics import Collector, Key, Number
+from ..view import ProxyView
 
-__all__ = ["app_collector", "server_id"]
+__all__ = ["view_collector"]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def server_id(server: Any) -> str:
-    """``ip/port`` of a listener: the bound port once bound (port 0 asks the OS for one)."""
-    listeners = getattr(server, "listeners", None)
-    if listeners:
-        try:
-            host, port = listeners[0].socket.getsockname()[:2]
-            return f"{server.ip}/{port}"
-        except (OSError, AttributeError):
-            pass
-    return f"{server.ip}/{server.port}"
 
 
 def _rss() -> int:
@@ -42,15 +30,7 @@ def _rss() -> int:
         return 0
 
 
-def _pending(client: Any, endpoints: List[Any]) -> int:
-    """Requests picked and not yet done: the balancer kernel counts them per slot."""
-    balancer = getattr(client, "balancer", None)
-    if balancer is not None and hasattr(balancer, "pending"):
-        return sum(balancer.pending(e.slot) for e in endpoints)
-    return sum(getattr(e, "pending", 0) for e in endpoints)
-
-
-def app_collector(app: Any) -> Collector:
+def view_collector(view: ProxyView) -> Collector:
     started = time.monotonic()
 
     def collect() -> Iterator[Tuple[Key, Number]]:
@@ -58,29 +38,20 @@ def app_collector(app: Any) -> Collector:
         yield ("process", "rss_bytes"), _rss()
         t = os.times()
         yield ("process", "cpu_ms"), int((t.user + t.system) * 1000)
-        for label, server in getattr(app, "servers", ()):
-            base = ("rt", label, "server", server_id(server))
-            held = getattr(server, "held", None)
-            yield base + ("connections",), held() if held is not None else getattr(server, "connections", 0)
-            yield base + ("pending",), getattr(server, "active", 0)
-        for router in getattr(app, "routers", ()):
-            for client in list(getattr(router, "clients", {}).values()):
-                base = ("rt", router.label, "client", str(getattr(client, "id", "?")).lstrip("/"))
-                endpoints = list(getattr(client, "endpoints", {}).values())
-                yield base + ("loadbalancer", "size"), len(endpoints)
-                # failure accrual marks an endpoint dead ("dead" state); the rest are available
-                dead = sum(1 for e in endpoints if getattr(getattr(e, "accrual", None), "state", None) == "dead" or getattr(e, "down", False))
-                yield base + ("loadbalancer", "available"), len(endpoints) - dead
-                pending = _pending(client, endpoints)
+        for router in view.routers:
+            for server in router.servers:
+                base = ("rt", router.label, "server", server.id)
+                yield base + ("connections",), server.connections
+                yield base + ("pending",), server.pending
+            for client in router.clients():
+                base = ("rt", router.label, "client", client.id.lstrip("/"))
+                yield base + ("loadbalancer", "size"), client.size
+                yield base + ("loadbalancer", "available"), client.available
+                pending = client.pending
                 yield base + ("pending",), pending
-                idle = sum(len(getattr(getattr(e, "pool", None), "idle", ())) for e in endpoints)
-                yield base + ("connections",), idle + pending
-
-        lane = getattr(app, "lane", None)
-        if lane is not None:
-            yield ("lane", "routes"), lane.native.routes()
-            yield ("lane", "pooled"), lane.native.pooled()
-            for name, value in lane.counts.items():
+                yield base + ("connections",), client.idle_connections + pending
+        if view.lane is not None:
+            for name, value in view.lane.gauges():
                 yield ("lane", name), value
 
     return collect
