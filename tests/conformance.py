@@ -1,4 +1,4 @@
-"""Checks one record of ``shared/spec/vectors/*.jsonl`` against pyproxy's naming core.
+"""Checks one record of the naming vectors (``tests/data/vectors/*.jsonl``) against pyproxy's naming core.
 
 ``check(record)`` returns a list of mismatch descriptions (empty: the record passes) and raises
 ``UnknownKind`` for a kind it does not know, so a new kind can never be skipped silently. The stub
@@ -46,9 +46,11 @@ from pyproxy.naming import (
 )
 from pyproxy.naming.tree import read as read_tree
 
+import conformance_ops as ops
+
 
 class UnknownKind(Exception):
-    """A record kind this runner does not know: a failure, never a skip."""
+    """A record kind (or an operation) this runner does not know: a failure, never a skip."""
 
 
 # === stub namers (vectors/README.md) ===
@@ -154,7 +156,7 @@ def _construct(text: str) -> NameTree:
                 items: List[Any] = []
                 while text[pos] != ")":
                     if head == "Union(":
-                        m = re.compile(r"([0-9.]+)\*").match(text, pos)
+                        m = re.compile(r"(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)\*").match(text, pos)
                         assert m, f"weight expected at {pos} in {text!r}"
                         pos = m.end()
                         items.append(Weighted(float(m.group(1)), node()))
@@ -176,55 +178,6 @@ def _construct(text: str) -> NameTree:
     t = node()
     assert pos == len(text), f"trailing input in {text!r}"
     return t
-
-
-_D1 = "/foo=>/bar;/baz=>/xxx/yyy"
-_NAMED = {
-    "Dentry.nop.show": lambda: Dentry.NOP.show,  # type: ignore[attr-defined]
-    "Dtab.fail.show": lambda: Dtab.FAIL.show,  # type: ignore[attr-defined]
-    "Dtab.toString": lambda: Dtab.read("/a=>/b;/c=>/d").debug(),
-}
-
-
-def _top_split(s: str, op: str) -> Optional[tuple]:
-    depth = 0
-    for i in range(len(s)):
-        c = s[i]
-        depth += c == "("
-        depth -= c == ")"
-        if depth == 0 and s.startswith(op, i):
-            return s[:i], s[i + len(op) :]
-    return None
-
-
-def _dtab_expr(s: str) -> Dtab:
-    s = s.strip()
-    if s.endswith(")"):
-        depth, i = 0, len(s) - 1
-        while i >= 0:
-            depth += s[i] == ")"
-            depth -= s[i] == "("
-            if depth == 0:
-                break
-            i -= 1
-        head = s[:i]
-        if head.endswith(".stripPrefix"):
-            return _dtab_expr(head[: -len(".stripPrefix")]).strip_prefix(_dtab_expr(s[i + 1 : -1]))
-        if head == "":
-            return _dtab_expr(s[1:-1])
-    for op in (" ++ ", " + "):
-        parts = _top_split(s, op)
-        if parts:
-            left = _dtab_expr(parts[0])
-            return left.concat(_dtab_expr(parts[1])) if op == " ++ " else left + Dentry.read(parts[1])
-    return Dtab.read(_D1 if s == "d1" else s)
-
-
-def _path_op(op: str) -> bool:
-    left, name, right = op.split(" ")
-    if name != "startsWith":
-        raise UnknownKind(f"path.ops operator {name!r}")
-    return Path.read(left).startswith(Path.read(right))
 
 
 class _Head:
@@ -273,8 +226,11 @@ def _results(record: Dict[str, Any]) -> Dict[str, Any]:
         return {"show": p.show, "size": len(p), "toString": p.debug()}
     if kind == "path.utf8.show":
         return {"show": Path.utf8(*record["elems"]).show}
-    if kind == "path.ops":
-        return {"v": _path_op(record["op"])}
+    if kind in ("path.ops", "dtab.ops"):
+        value = ops.evaluate(record["op"])
+        if "show" in record:
+            return {"show": ops.render(value)}
+        return {"v": ops.render(value)}
     if kind == "nametree.read":
         t = read_tree(record["in"])
         return {
@@ -301,9 +257,6 @@ def _results(record: Dict[str, Any]) -> Dict[str, Any]:
     if kind == "dtab.read":
         d = Dtab.read(record["in"])
         return {"show": d.show, "size": len(d)}
-    if kind == "dtab.ops":
-        op = record["op"]
-        return {"show": _NAMED[op]() if op in _NAMED else _dtab_expr(op).show}
     if kind == "dtab.lookup":
         t = Dtab.read(record["dtab"]).lookup(Path.read(record["path"]))
         return {"result": t.show, "struct": t.debug()}
@@ -336,7 +289,7 @@ def _placeholder_addrs(j: Any) -> Any:
     return j
 
 
-_META = {"kind", "in", "prov", "upstream_test", "note_format", "dtab", "path", "op", "name", "elems", "prefix",
+_META = {"kind", "in", "prov", "upstream_test", "dtab", "path", "op", "name", "elems", "prefix",
          "known", "maxDepth", "segments", "consume", "uri", "dstPrefix", "httpUriInDst", "version", "method",
          "host", "headerPath", "value", "error"}
 
@@ -349,6 +302,8 @@ def check(record: Dict[str, Any]) -> List[str]:
             got = _results(record)
         except UnknownKind:
             raise
+        except ops.UnknownOp as exc:
+            raise UnknownKind(f"{kind}: {exc}") from None
         except Exception as exc:  # noqa: BLE001
             text = java_error(exc, kind)
             return [] if text == record["error"] else [f"error: expected {record['error']!r}, got {text!r}"]
@@ -357,9 +312,11 @@ def check(record: Dict[str, Any]) -> List[str]:
         got = _results(record)
     except UnknownKind:
         raise
+    except ops.UnknownOp as exc:
+        raise UnknownKind(f"{kind}: {exc}") from None
     except Exception as exc:  # noqa: BLE001
         return [f"raised {type(exc).__name__}: {exc}"]
-    expected = {k: v for k, v in record.items() if k not in _META}
+    expected = {k: v for k, v in record.items() if k not in _META and not k.startswith("note")}
     if kind in ("dentry.read",):
         expected["prefix"] = record["prefix"]
     if kind == "prefix.matches":

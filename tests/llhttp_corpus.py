@@ -1,10 +1,13 @@
-"""Reads llhttp's markdown test corpus (``shared/corpora/llhttp``) into ``(name, type, input, error)`` cases.
+"""llhttp's parser test cases (``tests/data/llhttp/cases.jsonl``) as ``(name, type, input, error)``.
 
-The byte rules are the corpus README's (llhttp's own driver does the same, in this order): drop the
-final newline of the ``http`` block, remove every backslash that ends a line together with that
-line break, turn the remaining line breaks into CRLF, then replace the escapes ``\\r \\n \\t \\f \\xHH
-\\NNN``. Inputs holding a JavaScript template ``${...}`` are skipped and counted. A case's verdict is
-llhttp's: the ``error code=N reason="..."`` line at the end of its ``log`` block, or ``None``.
+The cases are converted from llhttp's markdown test corpus (MIT, ``tests/data/llhttp/LICENSE``;
+provenance in ``tests/data/README.md``) by :func:`convert`, which follows the corpus README's byte
+rules (llhttp's own driver does the same, in this order): drop the final newline of the ``http``
+block, remove every backslash that ends a line together with that line break, turn the remaining
+line breaks into CRLF, then replace the escapes ``\\r \\n \\t \\f \\xHH \\NNN``. Inputs holding a
+JavaScript template ``${...}`` are left out and listed. A case's verdict is llhttp's: the
+``error code=N reason="..."`` line at the end of its ``log`` block, or ``None``. Regenerate with
+``python tests/llhttp_corpus.py --convert <llhttp checkout>/test``.
 
 ``decide(kernels, case)`` plays a whole input through the kernels the way the codec will (heads,
 Content-Length and chunked bodies, trailers, pipelined messages) and returns None when nothing was
@@ -24,8 +27,7 @@ from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 from pyproxy.errors import RemoteProtocolError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CORPUS = SHARED / "corpora" / "llhttp"
+DATA = Path(__file__).resolve().parent / "data" / "llhttp" / "cases.jsonl"
 
 # llhttp's "pause" codes hand the connection over (CONNECT, Upgrade, PRI): not a rejection.
 PAUSE_CODES = frozenset({21, 22, 23})
@@ -70,25 +72,44 @@ def _verdict(log: str) -> Optional[Tuple[int, str]]:
 
 
 def load(kind: str) -> Tuple[List[Case], List[str]]:
-    """Every case of ``request`` or ``response`` files (``pausing.md`` excluded) and the skipped names."""
+    """Every case of ``request`` or ``response`` files, and the names left out at conversion."""
     cases: List[Case] = []
     skipped: List[str] = []
-    for path in sorted((CORPUS / kind).glob("*.md")):
-        if path.name == "pausing.md":
+    for line in DATA.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        if not rec["name"].startswith(kind + "/"):
             continue
-        seen: dict = {}
-        text = path.read_text(encoding="utf-8")
-        headings = [(h.start(), h.group(1).strip()) for h in _HEADING.finditer(text)]
-        for m in _CASE.finditer(text):
-            title = [t for at, t in headings if at < m.start()][-1]
-            seen[title] = seen.get(title, 0) + 1
-            name = f"{kind}/{path.name}: {title}" + (f" #{seen[title]}" if seen[title] > 1 else "")
-            if "${" in m.group("http"):
-                skipped.append(name)
-                continue
-            meta = json.loads(m.group("meta"))
-            cases.append(Case(name, meta["type"], to_bytes(m.group("http")), _verdict(m.group("log"))))
+        if rec.get("skipped"):
+            skipped.append(rec["name"])
+            continue
+        err = rec["error"]
+        cases.append(Case(rec["name"], rec["type"], rec["input"].encode("latin-1"), (err[0], err[1]) if err else None))
     return cases, skipped
+
+
+def convert(source: Path) -> List[dict]:
+    """Records of every case under ``source/{request,response}/*.md`` (``pausing.md`` excluded: it
+    tests llhttp's own API), in the JSON Lines form :func:`load` reads."""
+    out: List[dict] = []
+    for kind in ("request", "response"):
+        for path in sorted((source / kind).glob("*.md")):
+            if path.name == "pausing.md":
+                continue
+            seen: dict = {}
+            text = path.read_text(encoding="utf-8")
+            headings = [(h.start(), h.group(1).strip()) for h in _HEADING.finditer(text)]
+            for m in _CASE.finditer(text):
+                title = [t for at, t in headings if at < m.start()][-1]
+                seen[title] = seen.get(title, 0) + 1
+                name = f"{kind}/{path.name}: {title}" + (f" #{seen[title]}" if seen[title] > 1 else "")
+                if "${" in m.group("http"):
+                    out.append({"name": name, "skipped": "a JavaScript template"})
+                    continue
+                meta = json.loads(m.group("meta"))
+                err = _verdict(m.group("log"))
+                out.append({"name": name, "type": meta["type"], "input": to_bytes(m.group("http")).decode("latin-1"),
+                            "error": list(err) if err else None})
+    return out
 
 
 NO_HOST = "missing-host", "HTTP/1.1 without Host: a proxy must answer 400 (RFC 9112 §3.2; http-hardening §1.5)"
@@ -239,4 +260,9 @@ def main() -> Iterator[str]:
 
 
 if __name__ == "__main__":
-    sys.stdout.writelines(line + "\n" for line in main())
+    if sys.argv[1:2] == ["--convert"]:
+        records = convert(Path(sys.argv[2]))
+        DATA.write_text("".join(json.dumps(r, ensure_ascii=True) + "\n" for r in records), encoding="utf-8")
+        print(f"{DATA}: {len(records)} cases")
+    else:
+        sys.stdout.writelines(line + "\n" for line in main())

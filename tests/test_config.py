@@ -22,8 +22,8 @@ from pyproxy.config import transformers
 from pyproxy.errors import ConfigError
 from pyproxy.naming import Dtab, Path
 
-# The Kubernetes manifests of linkerd-examples (shared/reference/examples, next to this checkout).
-EXAMPLES = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference", "examples"))
+# The Kubernetes manifests of linkerd-examples (tests/data/linkerd-examples, provenance in tests/data/README.md).
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "linkerd-examples")
 
 
 def example_configs():

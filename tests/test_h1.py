@@ -1,7 +1,7 @@
 """The HTTP/1.1 kernels, rule by rule, on both twins; then llhttp's corpus, case by case.
 
 Each rejection is checked as ``(status, kind, offset)``. The corpus runner plays every input of
-``shared/corpora/llhttp/{request,response}/*.md`` through the kernels (``llhttp_corpus.decide``)
+llhttp's test cases (``tests/data/llhttp/cases.jsonl``) through the kernels (``llhttp_corpus.decide``)
 and asserts llhttp's accept/reject verdict, except for ``lenient`` cases (which we must reject) and
 the cases where we differ on purpose: ``llhttp_corpus.STRICTER`` and ``LAXER``, each with its reason.
 """

@@ -1,4 +1,4 @@
-"""The naming core beyond the shared vectors: construction rules, binding corner cases, the fs namer."""
+"""The naming core beyond the conformance vectors: construction rules, binding corner cases, the fs namer."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.native
 
 READERS = ["read_path", "read_prefix", "read_tree", "read_dentry", "read_dtab"]
 
-# From /work/shared/spec/vectors/naming.jsonl (path/prefix/nametree/dentry/dtab .read), then edge cases.
+# From tests/data/vectors/naming.jsonl (path/prefix/nametree/dentry/dtab .read), then edge cases.
 VECTORS = [
     "/", "  /foo/bar  ", "", "/foo/bar/", "/{}", "/\\?", "/\\x?", "/\\x0?", "/foo//bar",
     "/$/inet/127.1/8080", "/a b", "/foo # comment", "/_:.#$%-", "/foo*", "/é", "/\\xc3\\xa9",
