@@ -19,6 +19,7 @@ only when both messages were complete and framed; after any framing problem both
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import trio
@@ -29,13 +30,14 @@ from ..resilience.classify import RETRYABLE, SUCCESS
 from .client import NoEndpoints
 from ..errors import RemoteProtocolError
 from ..http.message import LAST_CHUNK, Response, encode_chunk, error_response, no_body_status, serialize_request_head, serialize_response_head
+from .attempt import Attempt
 from .stream import CLOSE, FIXED, Body, Conn
 
 if TYPE_CHECKING:
     from ..resilience.endpoint import Endpoint
     from .client import Client
     from ..http.message import Request
-    from .lane import Resume
+    from .attempt import Resume
     from ..routing.policy import ServicePolicy
     from ..routing.router import RouterParams, ServerRules
 
@@ -95,12 +97,15 @@ class Exchange:
         self.last_endpoint: Optional["Endpoint"] = None
 
     async def run(self, timeout: Optional[float]) -> bool:
-        """Returns whether the client connection may carry another request."""
+        """Returns whether the client connection may carry another request. ``timeout``: seconds
+        left for the whole exchange (``totalTimeoutMs``, ``l5d-ctx-deadline``); none left means no
+        attempt is made at all."""
         try:
             if timeout is None:
                 return await self._run()
-            with trio.move_on_after(timeout):
-                return await self._run()
+            if timeout > 0:
+                with trio.move_on_after(timeout):
+                    return await self._run()
             if not self.response_started:
                 self.failure = "RequestTimeout"
                 await self._send_error(503, f"exceeded {timeout:g} seconds waiting for {self.client.id}", keep=False)
@@ -109,6 +114,10 @@ class Exchange:
             self.failure = "NoBrokersAvailable"
             await self._send_error(502, f"{self.client.id}: {exc}", keep=False)
             return False
+        finally:
+            if self.resume is not None:  # the lane's attempt was never taken up: end it
+                self.resume.abandon(trio.current_time())
+                self.resume = None
 
     async def _run(self) -> bool:
         whole = self._buffered_body()
@@ -166,41 +175,38 @@ class Exchange:
         first, self.resume = self.resume, None
         while True:
             self.attempts += 1
-            try:
-                if first is not None:  # the lane's attempt: its response is read here
-                    now, ep, up = first.started, first.endpoint, first.up
-                    self.last_endpoint = ep
-                    first = None
-                    resp, up = await self._resumed(up)
-                else:
-                    now = trio.current_time()
-                    ep = self.last_endpoint = client.pick(now)
-                    resp, up = await self._attempt(ep, head + whole)
-            except _AttemptFailed as exc:
-                end = trio.current_time()
-                client.done(ep, end, end - now, ok=False)
-                self.failure = "ConnectionFailed" if not exc.written else "RequestFailed"
-                client.stats.record(0, (end - now) * 1000.0, self.failure)
-                if not exc.written and self.attempts < MAX_ATTEMPTS and client.requeues.try_withdraw(end):
-                    client.stats.record_requeue()
-                    continue  # the request never left: requeue at once, on a newly balanced endpoint
-                verdict = service.classifier.classify(req.method, None)
+            if first is not None:  # the lane's attempt: its response is read here
+                attempt, first = first.attempt, None
+                resumed = True
+            else:
+                attempt = Attempt.pick(client, trio.current_time())
+                resumed = False
+            self.last_endpoint = attempt.endpoint
+            with attempt:
+                try:
+                    resp = await (self._resumed(attempt) if resumed else self._attempt(attempt, head + whole))
+                except _AttemptFailed as exc:
+                    end = trio.current_time()
+                    self.failure = "ConnectionFailed" if not exc.written else ("RequestTimeout" if exc.status == 503 else "RequestFailed")
+                    attempt.done(end, ok=False, failure=self.failure)
+                    if not exc.written and self.attempts < MAX_ATTEMPTS and client.requeues.try_withdraw(end):
+                        client.stats.record_requeue()
+                        continue  # the request never left: requeue at once, on a newly balanced endpoint
+                    verdict = service.classifier.classify(req.method, None)
+                    if verdict == RETRYABLE and await self._may_retry():
+                        delay = await self._backoff(delay)
+                        continue
+                    await self._send_error(exc.status, str(exc), keep=False, retryable=not exc.written)
+                    return False
+                verdict = self._classify(resp)
+                attempt.done(trio.current_time(), ok=verdict == SUCCESS, status=resp.status)
                 if verdict == RETRYABLE and await self._may_retry():
+                    await self._discard_response(attempt, resp)
                     delay = await self._backoff(delay)
                     continue
-                await self._send_error(exc.status, str(exc), keep=False, retryable=not exc.written)
-                return False
-            end = trio.current_time()
-            verdict = self._classify(resp)
-            client.done(ep, end, end - now, ok=verdict == SUCCESS)
-            client.stats.record(resp.status, (end - now) * 1000.0, success=verdict == SUCCESS)
-            if verdict == RETRYABLE and await self._may_retry():
-                await self._discard_response(ep, up, resp)
-                delay = await self._backoff(delay)
-                continue
-            keep_down, reusable = await self._relay(up, resp, verdict == SUCCESS)
-            ep.pool.release(up, reusable)
-            return keep_down
+                keep_down, reusable = await self._relay(attempt.up, resp, verdict == SUCCESS)  # type: ignore[arg-type]
+                attempt.release(reusable)
+                return keep_down
 
     def _classify(self, resp: Response) -> str:
         """The service's response classifier on ``resp`` (``l5d-retryable: true`` upgrades a failure)."""
@@ -222,113 +228,127 @@ class Exchange:
             await trio.sleep(delay)
         return delay
 
-    async def _attempt(self, ep: "Endpoint", data: bytes) -> Tuple[Response, Conn]:
-        """Send ``data`` on a pooled or new connection and read the final response head."""
+    async def _attempt(self, attempt: Attempt, data: bytes) -> Response:
+        """Send ``data`` on a pooled or new connection to the attempt's endpoint (the attempt holds
+        it) and read the final response head, within ``requestAttemptTimeoutMs``."""
+        ep = attempt.endpoint
         pool = ep.pool
         timeout = self.client.policy.attempt_timeout
-        up = pool.take_idle()
-        if up is not None:
+        deadline = trio.current_time() + timeout if timeout else math.inf
+        attempt.up = pool.take_idle()
+        if attempt.up is not None:
             try:
-                return await self._send_and_read(up, data, timeout)
+                return await self._send_and_read(attempt, data, deadline, timeout)
             except _AttemptFailed as exc:
                 if exc.status != 0:  # 0: a stale pooled connection, replace it once
                     raise
         try:
-            with trio.fail_after(timeout) if timeout else _nullcontext():
-                up = await pool.connect()
+            with trio.fail_at(deadline):
+                attempt.up = await pool.connect()
         except trio.TooSlowError:
             raise _AttemptFailed(f"connecting to {ep.host}:{ep.port} exceeded {timeout:g} seconds", written=False, status=503) from None
         except OSError as exc:
             raise _AttemptFailed(f"connection to {ep.host}:{ep.port} failed: {exc.strerror or exc}", written=False) from None
         try:
-            return await self._send_and_read(up, data, timeout)
+            return await self._send_and_read(attempt, data, deadline, timeout)
         except _AttemptFailed as exc:
             if exc.status == 0:  # on a fresh connection nothing is stale: a plain failure
                 exc.status = 502
             raise
 
-    async def _resumed(self, up: Conn) -> Tuple[Response, Conn]:
+    async def _resumed(self, attempt: Attempt) -> Response:
         """The response of an attempt the lane sent (it already replaced a stale pooled connection)."""
         try:
-            return await self._read_response(up), up
+            return await self._read_response(attempt.up)  # type: ignore[arg-type]
         except _AttemptFailed as exc:
-            up.close()
+            attempt.close_connection()
             if exc.status == 0:
                 exc.status = 502
             raise
 
-    async def _send_and_read(self, up: Conn, data: bytes, timeout: Optional[float]) -> Tuple[Response, Conn]:
-        scope = trio.move_on_after(timeout) if timeout else _nullcontext()
-        with scope:
+    async def _send_and_read(self, attempt: Attempt, data: bytes, deadline: float, timeout: Optional[float]) -> Response:
+        up = attempt.up
+        assert up is not None
+        with trio.move_on_at(deadline):
             try:
                 await up.send_all(data)
             except _IO_ERRORS as exc:
-                up.close()
+                attempt.close_connection()
                 raise _AttemptFailed(f"{self.client.id}: connection lost while sending: {exc}", written=False, status=0) from None
             try:
-                resp = await self._read_response(up)
+                return await self._read_response(up)
             except _AttemptFailed:
-                up.close()
+                attempt.close_connection()
                 raise
-            return resp, up
-        up.close()  # the attempt timed out: this connection is in an unknown state
+        attempt.close_connection()  # the attempt timed out: this connection is in an unknown state
         raise _AttemptFailed(f"exceeded {timeout:g} seconds waiting for a response from {self.client.id}", written=True, status=503)
 
-    async def _discard_response(self, ep: "Endpoint", up: Conn, resp: Response) -> None:
+    async def _discard_response(self, attempt: Attempt, resp: Response) -> None:
         """Drop a response we will not relay; keep its connection only if it ends quickly."""
+        up = attempt.up
+        assert up is not None
         if self.req.method == b"HEAD" or no_body_status(resp.status):
-            ep.pool.release(up, resp.keep_alive)
+            attempt.release(resp.keep_alive)
             return
         rbody = Body.of(up, resp, self._limits(), until_close=True)
         try:
             with trio.move_on_after(1.0):
                 if rbody.framing != CLOSE and await rbody.drain(DISCARD_LIMIT):
-                    ep.pool.release(up, resp.keep_alive)
+                    attempt.release(resp.keep_alive)
                     return
         except (RemoteProtocolError, *_IO_ERRORS):
             pass
-        up.close()
+        attempt.close_connection()
 
     # === streaming requests: one attempt, body pumped while the response is read ===
 
     async def _streaming(self, head: bytes) -> bool:
+        """One attempt: the body is pumped while the response is read. ``requestAttemptTimeoutMs``
+        bounds the time from the pick to the response head, as for a replayable request."""
         client = self.client
         self.attempts = 1
-        now = trio.current_time()
-        ep = self.last_endpoint = client.pick(now)
-        pool = ep.pool
-        up = pool.take_idle()
-        try:
-            if up is None:
-                up = await pool.connect()
-            await up.send_all(head)
-        except (OSError, *_IO_ERRORS) as exc:
-            end = trio.current_time()
-            client.done(ep, end, end - now, ok=False)
-            if up is not None:
-                up.close()
-            await self._send_error(502, f"connection to {ep.host}:{ep.port} failed: {exc}", keep=False, retryable=True)
-            return False
-        failure: Optional[BaseException] = None
-        keep_down = reusable = False
-        pump = _Pump(self, up)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump.run, nursery.cancel_scope)
+        attempt = Attempt.pick(client, trio.current_time())
+        self.last_endpoint = ep = attempt.endpoint
+        timeout = client.policy.attempt_timeout
+        deadline = attempt.started + timeout if timeout else math.inf
+        with attempt:
             try:
-                resp = await self._read_response(up)
-                end = trio.current_time()
-                ok = self._classify(resp) == SUCCESS
-                client.done(ep, end, end - now, ok=ok)
-                client.stats.record(resp.status, (end - now) * 1000.0, success=ok)
-                keep_down, reusable = await self._relay(up, resp, ok)
-            except (_AttemptFailed, OSError, RemoteProtocolError) as exc:
-                failure = exc
-                end = trio.current_time()
-                client.done(ep, end, end - now, ok=False)
-            if failure is not None or not pump.done:
-                nursery.cancel_scope.cancel()
-                keep_down = reusable = False
-        pool.release(up, reusable)
+                with trio.fail_at(deadline):
+                    attempt.up = ep.pool.take_idle() or await ep.pool.connect()
+                    await attempt.up.send_all(head)
+            except (OSError, trio.TooSlowError, *_IO_ERRORS) as exc:
+                timed_out = isinstance(exc, trio.TooSlowError)
+                self.failure = "RequestTimeout" if timed_out else "ConnectionFailed"
+                attempt.done(trio.current_time(), ok=False, failure=self.failure)
+                if timed_out:
+                    await self._send_error(503, f"exceeded {timeout:g} seconds waiting for {client.id}", keep=False)
+                else:
+                    await self._send_error(502, f"connection to {ep.host}:{ep.port} failed: {exc}", keep=False, retryable=True)
+                return False
+            up = attempt.up
+            failure: Optional[BaseException] = None
+            keep_down = reusable = False
+            pump = _Pump(self, up)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(pump.run, nursery.cancel_scope)
+                try:
+                    with trio.fail_at(deadline):
+                        resp = await self._read_response(up)
+                    ok = self._classify(resp) == SUCCESS
+                    attempt.done(trio.current_time(), ok=ok, status=resp.status)
+                    keep_down, reusable = await self._relay(up, resp, ok)
+                except trio.TooSlowError:
+                    failure = _AttemptFailed(f"exceeded {timeout:g} seconds waiting for a response from {client.id}", written=True, status=503)
+                    self.failure = "RequestTimeout"
+                    attempt.done(trio.current_time(), ok=False, failure=self.failure)
+                except (_AttemptFailed, OSError, RemoteProtocolError) as exc:
+                    failure = exc
+                    self.failure = "RequestFailed"
+                    attempt.done(trio.current_time(), ok=False, failure=self.failure)
+                if failure is not None or not pump.done:
+                    nursery.cancel_scope.cancel()
+                    keep_down = reusable = False
+            attempt.release(reusable)
         if pump.error is not None and not self.response_started:
             await self._send_error(400, str(pump.error), keep=False)
             return False
@@ -420,14 +440,6 @@ class Exchange:
         except RemoteProtocolError:
             return False, False
         return keep_down, resp.keep_alive and rbody.framing != CLOSE and rbody.done
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return False
 
 
 class _Pump:

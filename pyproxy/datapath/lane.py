@@ -44,6 +44,7 @@ from .client import EndpointPool
 from ..http.message import Request
 from ..naming.name import AddrBound, Bound
 from ..naming.tree import Leaf, NameTree, Union
+from .attempt import Resume
 from .stream import Conn
 
 if TYPE_CHECKING:
@@ -105,24 +106,6 @@ class Branch:
         self.svc = svc
         self.service = service
         self.dst = dst  # the logical name (a Path)
-
-
-class Resume:
-    """An exchange the lane started and Python continues: the attempt's endpoint and connection."""
-
-    __slots__ = ("client", "endpoint", "up", "started", "head")
-
-    def __init__(self, client: "Client", endpoint: Endpoint, up: Conn, started: float, head: bytes) -> None:
-        self.client = client
-        self.endpoint = endpoint
-        self.up = up
-        self.started = started
-        self.head = head
-
-    def abandon(self, now: float) -> None:
-        """The request was answered without this attempt: close it and end its pick."""
-        self.up.close()
-        self.client.balancer.end(self.endpoint.slot, now, max(now - self.started, 0.0))
 
 
 def _is_ip(host: str) -> bool:

@@ -40,7 +40,8 @@ TIMEOUT_RESPONSE = error_response(408, "timed out reading the request", True, 0,
 if TYPE_CHECKING:
     from .accesslog import AccessLog
     from .forwarder import Forwarder
-    from .lane import LaneDriver, Resume
+    from .attempt import Resume
+    from .lane import LaneDriver
 
 __all__ = ["Server"]
 
