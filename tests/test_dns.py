@@ -97,11 +97,10 @@ def test_host_names_resolve_off_the_loop_refresh_and_survive_an_outage() -> None
                 while var.value != a2:
                     await trio.sleep(0.01)
             del lookups.answers["svc"]  # the resolver goes away: the last good answer stays
-            n = len(lookups.calls)
             with trio.fail_after(5):
-                while len(lookups.calls) < n + 3:
+                while r.failures < 3:
                     await trio.sleep(0.01)
-            assert var.value == a2 and r.failures >= 3
+            assert var.value == a2
             nursery.cancel_scope.cancel()
 
     trio.run(main)
