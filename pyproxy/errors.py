@@ -79,6 +79,10 @@ class NamerError(NamingError):
     """A namer failed while looking a name up."""
 
 
+class ListenError(PyproxyError, OSError):
+    """A listener could not be opened: the message names its config key and address."""
+
+
 class ConfigError(PyproxyError, ValueError):
     """A configuration file that is not valid; the message starts with the key path (``$.routers[0]...``)."""
 

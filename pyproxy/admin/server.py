@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import _impl
-from ..errors import RemoteProtocolError
+from ..errors import ListenError, RemoteProtocolError
 from ..http.message import Request, reason_phrase, serialize_response_head
 from ..datapath.stream import Body, Conn
 from .request import AdminRequest, Reply
@@ -46,7 +46,10 @@ class AdminServer:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     async def bind(self) -> None:
-        self.listeners = await trio.open_tcp_listeners(self.port, host=self.ip)
+        try:
+            self.listeners = await trio.open_tcp_listeners(self.port, host=self.ip)
+        except OSError as exc:
+            raise ListenError(f"$.admin: cannot listen on {self.ip}:{self.port}: {exc.strerror or exc}") from None
 
     async def serve(self, *, task_status: "trio.TaskStatus[None]" = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

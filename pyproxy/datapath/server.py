@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional
 import trio
 
 from .. import _impl
-from ..errors import RemoteProtocolError
+from ..errors import ListenError, RemoteProtocolError
 from ..http.message import Request, error_response
 from ..routing.router import ServerRules
 from .stream import Body, Conn
@@ -36,6 +36,9 @@ from .stream import Body, Conn
 #: What a client too slow with its head or small body gets, from the trio path and the lane alike:
 #: a connection-level answer, so it never carries ``l5d-err`` (as a framing error would not).
 TIMEOUT_RESPONSE = error_response(408, "timed out reading the request", True, 0, 0, False)
+#: What a request gets when pyproxy itself fails unexpectedly (a bug): an answer, never silence.
+INTERNAL_ERROR_RESPONSE = error_response(500, "internal proxy error", True, 0, 0, False)
+CONNECT_MESSAGE = "CONNECT is not supported: pyproxy forwards HTTP requests and does not open tunnels"
 
 if TYPE_CHECKING:
     from .accesslog import AccessLog
@@ -62,6 +65,7 @@ class Server:
         header_timeout: float = 10.0,
         idle_timeout: float = 300.0,
         reuse_port: bool = False,
+        key: str = "",
     ) -> None:
         self.forwarder = forwarder
         self.label = forwarder.label
@@ -73,6 +77,7 @@ class Server:
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
         self.reuse_port = reuse_port
+        self.key = key or f"router {forwarder.label}"  # where the config asks for it: $.routers[i].servers[j]
         self.listeners: List[trio.SocketListener] = []
         self.active = 0
         self.connections = 0
@@ -95,11 +100,15 @@ class Server:
         import socket as _socket
 
         sock = trio.socket.socket(_socket.AF_INET6 if ":" in self.ip else _socket.AF_INET, _socket.SOCK_STREAM)
-        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
-        if self.reuse_port:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
-        await sock.bind((self.ip, self.port))
-        sock.listen(1024)
+        try:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            if self.reuse_port:
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
+            await sock.bind((self.ip, self.port))
+            sock.listen(1024)
+        except OSError as exc:
+            sock.close()
+            raise ListenError(f"{self.key}: cannot listen on {self.ip}:{self.port}: {exc.strerror or exc}") from None
         self.listeners = [trio.SocketListener(sock)]
         # named by the bound port (port 0 asks the OS for one), as the live gauges are
         self.stats = self.forwarder.stats.server(self.ip, sock.getsockname()[1])
@@ -165,15 +174,22 @@ class Server:
         # One cancel scope per connection: the idle sweeper and drain() cancel it while the connection
         # is idle; its deadline is set only while a head arrives in pieces (the header timeout).
         scope = trio.CancelScope()
+        mark = [conn.sent]  # bytes sent before the current request: it is unanswered while equal
         try:
             with scope:
-                await self._serve_connection(conn, scope, resume)
+                await self._serve_connection(conn, scope, mark, resume)
             if scope.cancelled_caught and conn.buf and not self.draining:
                 await conn.send_all(TIMEOUT_RESPONSE)
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             pass  # the client went away
         except Exception:  # noqa: BLE001 - a bug must cost one connection, never the server
             log.exception("unexpected error on a connection of %s", self.label)
+            if conn.sent == mark[0]:  # never silence: the request gets an answer
+                with trio.move_on_after(1.0):
+                    try:
+                        await conn.send_all(INTERNAL_ERROR_RESPONSE)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+                        pass
         finally:
             self._idle.pop(scope, None)
             self.connections -= 1
@@ -192,7 +208,7 @@ class Server:
         await conn.send_all(TIMEOUT_RESPONSE)
         return False
 
-    async def _serve_connection(self, conn: Conn, scope: trio.CancelScope, resume: Optional["Resume"] = None) -> None:
+    async def _serve_connection(self, conn: Conn, scope: trio.CancelScope, mark: List[int], resume: Optional["Resume"] = None) -> None:
         forwarder = self.forwarder
         p = forwarder.params
         limits = (p.max_line, p.max_head, p.max_headers)
@@ -204,6 +220,7 @@ class Server:
             if not await forwarder.serve(req, body, conn, self.rules, self.stats, resume, self.lane_index) or not body.done:
                 return
         while not self.draining:
+            mark[0] = conn.sent
             if not conn.buf:
                 idle[scope] = trio.current_time()
                 try:
@@ -225,6 +242,10 @@ class Server:
                 await conn.send_all(error_response(exc.status, f"{exc}", self.rules.clear_context, p.max_err_response, p.max_head, False))
                 return
             req = Request.from_kernel(t)
+            if req.method == b"CONNECT":  # no tunnels (as Linkerd 1.x): what follows is not HTTP
+                await conn.send_all(error_response(501, CONNECT_MESSAGE, self.rules.clear_context, p.max_err_response, p.max_head, False, req))
+                self.stats.record(501, 0.0)
+                return
             body = Body.of(conn, req, limits)
             if 0 < req.content_length <= p.stream_after and len(conn.buf) < req.content_length and not req.expect_continue:
                 if not await self._await_body(conn, req.content_length):

@@ -29,6 +29,10 @@ class IncompleteBody(RemoteProtocolError):
         super().__init__(message, 400, "incomplete-body", -1)
 
 
+#: Seconds a write may wait for the peer to read (``socketOptions.writeTimeoutMs`` overrides).
+WRITE_TIMEOUT = 60.0
+
+
 class Conn:
     """A non-blocking socket with a receive buffer; ``eof`` once the peer closed its sending side.
 
@@ -36,9 +40,14 @@ class Conn:
     only when the kernel says it would block: trio's ``SocketStream`` adds several layers of
     Python per call, which measured as most of the proxy's CPU per request (README, Benchmarks).
     Any trio stream that has a socket is accepted and taken over (``detach``).
+
+    A peer that stops reading cannot hold a writer forever: a write that makes no progress for
+    ``write_timeout`` seconds fails with ``BrokenResourceError`` (``socketOptions.writeTimeoutMs``;
+    60 s by default, nginx's ``send_timeout``). ``sent`` counts the bytes written, so a handler can
+    tell whether the current request was answered at all.
     """
 
-    __slots__ = ("sock", "buf", "eof", "labels")
+    __slots__ = ("sock", "buf", "eof", "labels", "sent", "write_timeout")
 
     def __init__(self, stream: object) -> None:
         if isinstance(stream, _socket.socket):
@@ -52,6 +61,8 @@ class Conn:
         self.buf = bytearray()
         self.eof = False
         self.labels: Optional[dict] = None  # per-connection Forwarded labels, drawn on first use
+        self.sent = 0
+        self.write_timeout = WRITE_TIMEOUT
 
     @classmethod
     def adopted(cls, fd: int, received: bytes = b"", eof: bool = False) -> "Conn":
@@ -101,16 +112,20 @@ class Conn:
 
     async def send_all(self, data: bytes) -> None:
         sock = self.sock
+        total = len(data)
+        self.sent += total
         try:
             sent = sock.send(data)
         except BlockingIOError:
             sent = 0
-        total = len(data)
         if sent == total:
             return
         view = memoryview(data)
         while sent < total:
-            await trio.lowlevel.wait_writable(sock)
+            with trio.move_on_after(self.write_timeout) as waited:
+                await trio.lowlevel.wait_writable(sock)
+            if waited.cancelled_caught:
+                raise trio.BrokenResourceError(f"no write progress for {self.write_timeout:g} seconds (the peer stopped reading)")
             try:
                 sent += sock.send(view[sent:])
             except BlockingIOError:

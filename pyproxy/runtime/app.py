@@ -204,6 +204,7 @@ class App:
                 header_timeout=_ms(opts.read_timeout_ms) if opts and opts.read_timeout_ms else DEFAULT_HEADER_TIMEOUT,
                 idle_timeout=_ms(session.idle_time_ms) if session.idle_time_ms else DEFAULT_IDLE_TIMEOUT,
                 reuse_port=self._reuse_port or bool(opts and opts.reuse_port),
+                key=f"$.routers[{index}].servers[{j}]",
             )
             self.servers.append((rc.label, server))
             self._use_lane(forwarder, server)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import List, NoReturn, Optional, Sequence, Tuple
+from typing import Any, List, NoReturn, Optional, Sequence, Tuple
+
+if sys.version_info < (3, 11):  # trio depends on the backport there
+    from exceptiongroup import BaseExceptionGroup
 
 from .. import _impl
 from .._version import __version__
-from ..errors import ConfigError, DtabError, PyproxyError
+from ..errors import ConfigError, DtabError, ListenError, PyproxyError
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
@@ -180,10 +183,40 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"pyproxy: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    return _serve(run_until_signal, app)
+
+
+def _leaves(exc: BaseException) -> List[BaseException]:
+    """The exceptions inside ``exc`` (nurseries group them), in order."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
+    return [exc]
+
+
+def _serve(fn: Any, *args: Any) -> int:
+    """``trio.run(fn, *args)``, with whatever ends it as one line on stderr and an exit code: a
+    listener that cannot be opened or a bad config is 2, any other failure 1 (with its traceback
+    only at ``--log-level debug``)."""
+    import logging
+
+    import trio
+
+    from .logs import one_line
+
     try:
-        trio.run(run_until_signal, app)
-    except OSError as exc:
-        print(f"pyproxy: {exc}", file=sys.stderr)
+        trio.run(fn, *args)
+    except BaseException as exc:  # noqa: BLE001 - the process's last word, in one line
+        leaves = _leaves(exc)
+        if any(isinstance(e, (SystemExit, KeyboardInterrupt)) for e in leaves) and len(leaves) == 1:
+            raise
+        chosen = next((e for e in leaves if isinstance(e, (ListenError, ConfigError))), leaves[0])
+        if isinstance(chosen, (ListenError, ConfigError)):
+            print(f"pyproxy: {chosen}", file=sys.stderr)
+            return EXIT_USAGE
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            logging.getLogger("pyproxy").exception("stopped by an unexpected error")
+        detail = str(chosen) if isinstance(chosen, OSError) else f"unexpected error: {one_line((type(chosen), chosen, chosen.__traceback__))}"
+        print(f"pyproxy: {detail}", file=sys.stderr)
         return EXIT_RUNTIME
     return EXIT_OK
 
@@ -227,13 +260,10 @@ def _demo(args: argparse.Namespace) -> int:
                     nursery.cancel_scope.cancel()
                     return
 
-    try:
-        trio.run(main_task)
-    except OSError as exc:
-        print(f"pyproxy: {exc}", file=sys.stderr)
-        return EXIT_RUNTIME
-    print("pyproxy demo stopped", file=sys.stderr)
-    return EXIT_OK
+    code = _serve(main_task)
+    if code == EXIT_OK:
+        print("pyproxy demo stopped", file=sys.stderr)
+    return code
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
