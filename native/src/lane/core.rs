@@ -439,3 +439,13 @@ impl Core {
         env.emit(Event::Access { server, head: raw, peer, status, length });
     }
 }
+
+#[cfg(test)]
+impl Core {
+    /// Bytes waiting to be written to clients, and bytes read from upstreams and not yet relayed.
+    pub(super) fn buffered(&self) -> (usize, usize) {
+        self.conns.iter().flatten().fold((0, 0), |(out, up), d| {
+            (out + d.pending_out(), up + d.ex.as_ref().map_or(0, |ex| ex.buf.len()))
+        })
+    }
+}
