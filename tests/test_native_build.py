@@ -175,3 +175,13 @@ def test_index_rejects_malformed_paths(path):
         ix.lookup(path)
     with pytest.raises(TypeError):
         ix.matches(path)
+
+
+def test_the_stub_covers_every_native_name():
+    """``pyproxy/_native.pyi`` declares every public name of the native module."""
+    import ast
+    from pathlib import Path
+
+    stub = ast.parse((Path(__file__).resolve().parents[1] / "pyproxy" / "_native.pyi").read_text(encoding="utf-8"))
+    declared = {n.name for n in stub.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert {n for n in dir(native) if not n.startswith("_")} <= declared

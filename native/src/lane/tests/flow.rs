@@ -15,22 +15,14 @@ fn answer(lane: &mut Lane, client: &mut std::net::TcpStream, up: &mut std::net::
     assert_eq!(lane.read_message(client), ok_relayed());
 }
 
-#[test]
-fn a_client_that_does_not_read_holds_the_upstream_back_until_it_does() {
-    const SIZE: usize = 64 << 20;
-    let mut lane = Lane::new();
-    let mut client = lane.client(b"");
-    let mut up = lane.accept_after(&mut client, GET_A);
-    lane.read_message(&mut up);
-    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n");
-    write(&mut up, head.as_bytes());
+/// Writes up to `size` bytes of body on `up` until it stalls (100 refusals in a row); returns
+/// how many were written.
+fn write_until_stalled(lane: &mut Lane, up: &mut std::net::TcpStream, size: usize) -> usize {
     let chunk = vec![b'x'; 1 << 16];
-    let mut sent = 0;
-    // The upstream writes until it cannot: the client reads nothing, the lane stops reading.
-    let (mut stalled, deadline) = (0, Instant::now() + Duration::from_secs(20));
-    while stalled < 100 && sent < SIZE && Instant::now() < deadline {
+    let (mut sent, mut stalled, deadline) = (0, 0, Instant::now() + Duration::from_secs(20));
+    while stalled < 100 && sent < size && Instant::now() < deadline {
         lane.poll();
-        match up.write(&chunk[..chunk.len().min(SIZE - sent)]) {
+        match up.write(&chunk[..chunk.len().min(size - sent)]) {
             Ok(n) => {
                 sent += n;
                 stalled = 0;
@@ -42,6 +34,21 @@ fn a_client_that_does_not_read_holds_the_upstream_back_until_it_does() {
             Err(e) => panic!("upstream write: {e}"),
         }
     }
+    sent
+}
+
+#[test]
+fn a_client_that_does_not_read_holds_the_upstream_back_until_it_does() {
+    const SIZE: usize = 64 << 20;
+    let mut lane = Lane::new();
+    let mut client = lane.client(b"");
+    let mut up = lane.accept_after(&mut client, GET_A);
+    lane.read_message(&mut up);
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n");
+    write(&mut up, head.as_bytes());
+    let chunk = vec![b'x'; 1 << 16];
+    // The upstream writes until it cannot: the client reads nothing, the lane stops reading.
+    let mut sent = write_until_stalled(&mut lane, &mut up, SIZE);
     assert!(sent < SIZE / 2, "the upstream is held back ({sent} bytes sent)");
     let (out, unrelayed) = lane.core.buffered();
     assert!((HIGH_WATER..HIGH_WATER + (1 << 18)).contains(&out), "{out} bytes wait for the client");
@@ -248,4 +255,18 @@ fn close_abandons_the_exchanges_in_flight() {
     assert_eq!(lane.read_to_eof(&mut client), b"");
     assert_eq!(lane.read_to_eof(&mut up), b"");
     assert_eq!(lane.core.released(), [BRANCH]);
+}
+
+#[test]
+#[ignore = "known lane gap: no write timeout; a client that stops reading keeps its connection and upstream"]
+fn a_client_that_stops_reading_is_timed_out() {
+    const SIZE: usize = 64 << 20;
+    let mut lane = Lane::new();
+    let mut client = lane.client(b"");
+    let mut up = lane.accept_after(&mut client, GET_A);
+    lane.read_message(&mut up);
+    write(&mut up, format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n").as_bytes());
+    write_until_stalled(&mut lane, &mut up, SIZE);
+    lane.sweep(T0 + 1000.0);
+    assert_eq!(lane.connections(), 0);
 }
