@@ -223,14 +223,13 @@ impl Core {
             return Err(wait_for_request(d.eof, &mut d.head_since, self.now));
         }
         let (branch, slot, addr) = self.choose(env, d.server, &route)?;
-        let fwd = self.forward_head(&req, &scan, d.server, &route, branch);
+        let mut fwd = self.forward_head(&req, &scan, d.server, &route, branch);
         let (keep_down, head_request, req_minor, head_len) =
             (head::request_keep_alive(&req), req.method == b"HEAD", req.minor, req.head_len);
         drop(scan);
         drop(req);
         let raw: Vec<u8> = d.buf.drain(..head_len).collect();
         let body: Vec<u8> = d.buf.drain(..body_len).collect();
-        let mut fwd = fwd;
         fwd.extend_from_slice(&body);
         d.head_since = None;
         Ok(Request { route, branch, slot, addr, raw, body, fwd, keep_down, head_request, req_minor })
