@@ -31,7 +31,9 @@ KERNELS = (
     "read_prefix",
     "read_tree",
 )
-__all__ = ["IMPL", "WHY", "KERNELS", "Lane", *KERNELS]
+#: The lane and the classes of its events: native only (None with the pure kernels).
+LANE = ("Lane", "LaneHandoff", "LaneDone", "LaneResume", "LaneFailed", "LaneAbandon", "LaneSampled", "LaneAccess")
+__all__ = ["IMPL", "WHY", "KERNELS", "LANE", *LANE, *KERNELS]
 
 ENV = "PYPROXY_IMPL"
 _CHOICES = ("auto", "native", "pure")
@@ -76,4 +78,13 @@ globals().update({name: getattr(_module, name) for name in KERNELS})
 #: its own: its twin and specification is the whole trio data path, which serves every request the
 #: lane declines and which the black-box tests compare it with.
 Lane = getattr(_module, "Lane", None) if IMPL == "native" else None
+#: The classes of the lane's events (``Lane.poll`` and the other calls return lists of them), one
+#: per kind, with named fields; None with the pure kernels.
+LaneHandoff = getattr(_module, "LaneHandoff", None) if IMPL == "native" else None
+LaneDone = getattr(_module, "LaneDone", None) if IMPL == "native" else None
+LaneResume = getattr(_module, "LaneResume", None) if IMPL == "native" else None
+LaneFailed = getattr(_module, "LaneFailed", None) if IMPL == "native" else None
+LaneAbandon = getattr(_module, "LaneAbandon", None) if IMPL == "native" else None
+LaneSampled = getattr(_module, "LaneSampled", None) if IMPL == "native" else None
+LaneAccess = getattr(_module, "LaneAccess", None) if IMPL == "native" else None
 del _module

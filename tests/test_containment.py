@@ -11,7 +11,7 @@ upstream connection left open but unpooled, and every pooled connection fit for 
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import pytest
 import trio

@@ -29,9 +29,9 @@ def test_versions_agree_across_python_cargo_and_native(native: object) -> None:
 
 
 def test_twins_export_the_same_names(native: object) -> None:
-    """Every kernel has a twin; the lane alone is native-only (its twin is the trio data path)."""
+    """Every kernel has a twin; the lane and its event classes alone are native-only (its twin is the trio data path)."""
     public = {n for n in dir(native) if not n.startswith("_")}
-    assert public == set(_pure.__all__) | {"Lane"}
+    assert public == set(_pure.__all__) | set(_impl.LANE)
 
 
 def test_impl_env_selects_pure() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from pyproxy import _native as native
 from pyproxy import _pure as pure
+from pyproxy._impl import LANE
 from pyproxy._version import __version__
 from pyproxy.errors import DtabError
 
@@ -113,7 +114,7 @@ def test_deep_nesting_raises_instead_of_crashing():
 
 
 def test_exports_and_version():
-    assert set(pure.__all__) | {"Lane"} == {n for n in dir(native) if not n.startswith("_")}
+    assert set(pure.__all__) | set(LANE) == {n for n in dir(native) if not n.startswith("_")}
     assert native.__version__ == __version__ == "0.1.0"
     assert native.DtabIndex.__module__ == "pyproxy._native"
 
@@ -174,3 +175,13 @@ def test_index_rejects_malformed_paths(path):
         ix.lookup(path)
     with pytest.raises(TypeError):
         ix.matches(path)
+
+
+def test_the_stub_covers_every_native_name():
+    """``pyproxy/_native.pyi`` declares every public name of the native module."""
+    import ast
+    from pathlib import Path
+
+    stub = ast.parse((Path(__file__).resolve().parents[1] / "pyproxy" / "_native.pyi").read_text(encoding="utf-8"))
+    declared = {n.name for n in stub.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert {n for n in dir(native) if not n.startswith("_")} <= declared

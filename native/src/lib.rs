@@ -12,7 +12,8 @@ mod py;
 
 use pyo3::prelude::*;
 
-/// The extension module: `__version__`, the `read_*` parsers and `DtabIndex`.
+/// The extension module: `__version__`, the `read_*` parsers, `DtabIndex`, the HTTP/1.1 head
+/// parsers, `Balancer`, and `Lane` with the classes of its events.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -28,5 +29,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py::parse_trailers, m)?)?;
     m.add_class::<py::Balancer>()?;
     m.add_class::<py::Lane>()?;
+    m.add_class::<py::LaneHandoff>()?;
+    m.add_class::<py::LaneDone>()?;
+    m.add_class::<py::LaneResume>()?;
+    m.add_class::<py::LaneFailed>()?;
+    m.add_class::<py::LaneAbandon>()?;
+    m.add_class::<py::LaneSampled>()?;
+    m.add_class::<py::LaneAccess>()?;
     Ok(())
 }

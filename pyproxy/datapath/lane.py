@@ -3,20 +3,26 @@
 With the native kernels, a listener whose router qualifies hands each accepted connection to the
 lane. The lane forwards, entirely in Rust, the requests it can take whole (no body or a small one
 already received, no deadline, a route installed for their key, a 200-499 response framed by Content-Length or chunks); it gives
-everything else back, so the trio path (server, router, exchange) stays the specification and serves every case:
+everything else back, so the trio path (server, router, exchange) stays the specification and serves every case.
+Each call into the lane returns a list of events, one object per event, whose class says its kind
+(``_impl.LaneHandoff`` and the others, defined once in Rust) and whose fields are named:
 
-* a request the lane declines comes back with its connection (``HANDOFF``); the router serves it,
-  and when its route qualifies, installs it under the lane's key (server, identifier value,
+* ``LaneHandoff``: a request the lane declines comes back with its connection; the router serves
+  it, and when its route qualifies, installs it under the lane's key (server, identifier value,
   ``l5d-ctx-dtab`` and ``l5d-dtab`` values) and returns the connection to the lane;
-* a response the lane does not relay (5xx, interim, close-delimited, unparsable) comes back
-  with both connections (``RESUME``) and the exchange continues in Python: classification,
+* ``LaneResume``: a response the lane does not relay (5xx, interim, close-delimited, unparsable)
+  comes back with both connections and the exchange continues in Python: classification,
   retries within budget, failure accrual, the full relay;
-* each completed request's latency goes to the balancer at once (in Rust, through the client's own
-  balancer kernel); the rest of its result comes back summed per route branch, listener and status
-  once per poll (``DONE``): failure accrual, budgets deposited, metrics counted (latency histograms
-  merged bucket by bucket), the same counts the trio path makes per request, at a cost per batch;
-  a request sampled for ``io.l5d.recentRequests`` also comes back alone (``SAMPLED``), and so does
-  each request of a router with an access log (``ACCESS``: its head, peer, status and length).
+* ``LaneFailed``: an upstream the lane could not reach (the request comes back in a
+  ``LaneHandoff`` next, and is requeued); ``LaneAbandon``: an exchange dropped before its response
+  (its pick ends);
+* ``LaneDone``: each completed request's latency goes to the balancer at once (in Rust, through the
+  client's own balancer kernel); the rest of its result comes back summed per route branch,
+  listener and status at the end of each call: failure accrual, budgets deposited, metrics counted
+  (latency histograms merged bucket by bucket), the same counts the trio path makes per request, at
+  a cost per batch; a request sampled for ``io.l5d.recentRequests`` also comes back alone
+  (``LaneSampled``), and so does each request of a router with an access log (``LaneAccess``: its
+  head, peer, status and length).
 
 What qualifies: a router whose identifier is one ``io.l5d.header.token``, and,
 process-wide, no ``io.l5d.zipkin`` telemeter (``io.l5d.recentRequests`` is kept: the lane draws its
@@ -34,7 +40,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-from typing import TYPE_CHECKING, Any, List, Optional, Protocol, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import trio
 
@@ -58,8 +64,6 @@ __all__ = ["Branch", "ConnectionSink", "LaneDriver", "Resume", "RouteTable", "en
 log = logging.getLogger("pyproxy.datapath.lane")
 
 ENV = "PYPROXY_LANE"
-HANDOFF, DONE, RESUME, FAILED, ABANDON, SAMPLED, ACCESS = range(7)
-
 
 def enabled() -> bool:
     """Whether the lane is available (native kernels) and not turned off."""
@@ -142,6 +146,16 @@ class LaneDriver:
         # what the lane did (exported as lane/<name>): requests it completed, connections it
         # handed to Python, exchanges Python continued, upstreams it could not reach, routes installed
         self.counts = {"requests": 0, "handoffs": 0, "resumes": 0, "failed": 0, "installs": 0}
+        # what to do with each kind of event, by its class
+        self.handlers: Dict[type, Callable[[Any], None]] = {
+            _impl.LaneDone: self._done,
+            _impl.LaneHandoff: self._handoff,
+            _impl.LaneResume: self._resume,
+            _impl.LaneFailed: self._failed,
+            _impl.LaneAbandon: self._abandoned,
+            _impl.LaneSampled: self._sampled,
+            _impl.LaneAccess: self._access,
+        }
 
     def add_server(
         self, sink: ConnectionSink, rules: Any, ident: bytes, limits: Tuple[int, int, int], stream_after: int,
@@ -232,103 +246,91 @@ class LaneDriver:
 
     # === events ===
 
-    def dispatch(self, events: List[tuple]) -> None:
-        counts = self.counts
+    def dispatch(self, events: List[Any]) -> None:
+        handlers = self.handlers
         for ev in events:
-            kind = ev[0]
             try:
-                if kind == DONE:
-                    _, b, index, status, count, head_ms, total_ms, slots, seconds = ev
-                    counts["requests"] += count
-                    self._done(b, index, status, count, head_ms, total_ms, slots, seconds)
-                elif kind == HANDOFF:
-                    counts["handoffs"] += 1
-                    _, index, fd, received = ev
-                    self.sinks[index].spawn(Conn.adopted(fd, received))
-                elif kind == RESUME:
-                    counts["resumes"] += 1
-                    self._resume(*ev[1:])
-                elif kind == FAILED:
-                    counts["failed"] += 1
-                    self._failed(*ev[1:])
-                elif kind == SAMPLED:
-                    self._sampled(*ev[1:])
-                elif kind == ACCESS:
-                    self._access(*ev[1:])
-                else:
-                    self._abandoned(*ev[1:])
+                handlers[type(ev)](ev)
             except Exception:  # noqa: BLE001 - one event must not stop the lane
-                log.exception("lane event %r", kind)
+                log.exception("lane event %s", type(ev).__name__)
 
-    def _done(
-        self, b: Branch, index: int, status: int, count: int, head_ms: tuple, total_ms: tuple,
-        slots: List[Tuple[int, int]], seconds: List[Tuple[int, int]],
-    ) -> None:
-        """``count`` requests of branch ``b`` on listener ``index`` answered ``status``: what
-        ``Client.done`` (less the balancer, told in Rust), the client, server and service scopes and
-        the budgets count for each request, counted once for all."""
+    def _done(self, ev: Any) -> None:
+        """``ev.count`` requests of branch ``ev.branch`` on listener ``ev.server`` answered
+        ``ev.status``: what ``Client.done`` (less the balancer, told in Rust), the client, server and
+        service scopes and the budgets count for each request, counted once for all."""
+        b: Branch = ev.branch
+        count, status = ev.count, ev.status
+        self.counts["requests"] += count
         client = b.client
         now = trio.current_time()
-        for slot, n in slots:
+        for slot, n in ev.slots:
             ep = client.by_slot.get(slot)
             if ep is not None:
                 client.accrue(ep, True, now, n)
         client.requests += count
-        client.stats.record_batch(status, count, head_ms)
-        self.sinks[index].stats.record_batch(status, count, total_ms)
+        client.stats.record_batch(status, count, ev.head_ms)
+        self.sinks[ev.server].stats.record_batch(status, count, ev.total_ms)
         svc = b.svc
-        svc.record_batch(status, count, total_ms)
+        svc.record_batch(status, count, ev.total_ms)
         svc.record_no_retries(count)
         budget, requeues = b.service.budget, client.requeues
-        for second, n in seconds:
+        for second, n in ev.seconds:
             budget.deposit_many(second, n)
             requeues.deposit_many(second, n)
         b.router.requests += count
 
-    def _access(self, index: int, raw: bytes, remote: str, status: int, length: int) -> None:
+    def _handoff(self, ev: Any) -> None:
+        """A connection the lane gives back, with the bytes it received and did not consume."""
+        self.counts["handoffs"] += 1
+        self.sinks[ev.server].spawn(Conn.adopted(ev.fd, ev.received))
+
+    def _access(self, ev: Any) -> None:
         """The access log line of a request the lane answered (its head is read as the trio path reads it)."""
-        access_log = self.sinks[index].access_log
+        access_log = self.sinks[ev.server].access_log
         if access_log is None:
             return
+        raw = ev.head
         req = Request.from_kernel(_impl.parse_request_head(raw, len(raw) + 1, len(raw) + 1, 1 << 16))
         access_log.record(
-            req.host, remote, req.method, req.target, req.minor, status, length, req.header("referer"), req.header("user-agent")
+            req.host, ev.remote, req.method, req.target, req.minor, ev.status, ev.length, req.header("referer"),
+            req.header("user-agent"),
         )
 
-    def _sampled(self, b: Branch, index: int, slot: int, started: float, ended: float, status: int, sample: tuple) -> None:
-        """One request of a DONE batch that ``io.l5d.recentRequests`` sampled."""
+    def _sampled(self, ev: Any) -> None:
+        """One request of a ``LaneDone`` batch that ``io.l5d.recentRequests`` sampled."""
         if self.recent is None:
             return
-        method, target, peer = sample
-        ep = b.client.by_slot.get(slot)
-        sink = self.sinks[index]
+        b: Branch = ev.branch
+        ep = b.client.by_slot.get(ev.slot)
+        sink = self.sinks[ev.server]
         self.recent.record(
-            router=b.router.label, source=peer, server=sink.stats.scope.prefix[-1], logical=b.dst,
+            router=b.router.label, source=ev.peer, server=sink.stats.scope.prefix[-1], logical=b.dst,
             concrete=b.client.id, destination=(ep.host, ep.port) if ep is not None else None,
-            method=method, uri=target, status=status, latency_ms=(ended - started) * 1000.0, sampled=True,
+            method=ev.method, uri=ev.target, status=ev.status, latency_ms=(ev.ended - ev.started) * 1000.0, sampled=True,
         )
 
-    def _failed(self, b: Branch, index: int, slot: int, started: float, ended: float) -> None:
-        client = b.client
-        ep = client.by_slot.get(slot)
+    def _failed(self, ev: Any) -> None:
+        self.counts["failed"] += 1
+        client = ev.branch.client
+        started, ended = ev.started, ev.ended
+        ep = client.by_slot.get(ev.slot)
         if ep is not None:
             client.done(ep, ended, ended - started, False)
         client.stats.record(0, (ended - started) * 1000.0, "ConnectionFailed")
 
-    def _abandoned(self, b: Branch, index: int, slot: int, started: float, ended: float) -> None:
-        if slot in b.client.by_slot:
-            b.client.balancer.end(slot, ended, max(ended - started, 0.0))
+    def _abandoned(self, ev: Any) -> None:
+        client = ev.branch.client
+        if ev.slot in client.by_slot:
+            client.balancer.end(ev.slot, ev.ended, max(ev.ended - ev.started, 0.0))
 
-    def _resume(
-        self, b: Branch, index: int, slot: int, started: float, down_fd: int, down_buf: bytes,
-        head: bytes, up_fd: int, up_buf: bytes, up_eof: bool,
-    ) -> None:
-        down = Conn.adopted(down_fd, down_buf)
-        up = Conn.adopted(up_fd, up_buf, eof=up_eof)
-        client = b.client
+    def _resume(self, ev: Any) -> None:
+        self.counts["resumes"] += 1
+        down = Conn.adopted(ev.down_fd, ev.down_buf)
+        up = Conn.adopted(ev.up_fd, ev.up_buf, eof=ev.up_eof)
+        client = ev.branch.client
+        slot = ev.slot
         ep = client.by_slot.get(slot)
         if ep is None:  # removed meanwhile: the exchange goes on without its balancer entry
             host, port = up.sock.getpeername()[:2]
             ep = Endpoint(host, port, EndpointPool(host, port), slot, None)
-        self.sinks[index].spawn(down, Resume(client, ep, up, started, head))
-
+        self.sinks[ev.server].spawn(down, Resume(client, ep, up, ev.started, ev.head))

@@ -2,26 +2,47 @@
 //!
 //! A listener whose router qualifies hands every accepted connection to the lane
 //! (`pyproxy/lane.py`). The lane reads request heads with the [`crate::h1`] parser, and forwards on
-//! its own the requests it can take entirely in Rust: no body, a route the Python path installed
-//! for the same key (server, identifier value, override fields), responses 200-499 framed by
-//! Content-Length or chunks, or without a body. Everything else goes back to the Python path, which is the
-//! lane's twin and specification: a request the lane declines is handed over with the bytes
-//! received (the connection then stays with Python until a request of it qualifies again), and a
-//! response it will not relay (5xx for classification and retries, interim, close-delimited,
-//! unparsable) is handed over with both connections so the Python exchange
-//! continues where the lane stopped. Results (latency, status) go back as events, so balancing,
-//! failure accrual, budgets and metrics stay in Python and count both paths alike.
+//! its own the requests it can take entirely in Rust: no body (or a small one, buffered whole), a
+//! route the host installed for the same key (server, identifier value, override fields),
+//! responses 200-499 framed by Content-Length or chunks, or without a body. Everything else goes
+//! back to the host (in pyproxy, the Python path, which is the lane's twin and specification).
 //!
-//! [`head`] holds the header rules, [`trace`] the trace ids and draws, and this module the socket
-//! helpers; the event loop itself is `py/lane.rs` (it borrows the Python-side balancers).
+//! This module is plain Rust: the host is reached through [`event::Env`] (a branch's balancer,
+//! and where [`event::Event`]s go), and knows the lane's routes by the [`event::BranchId`]s it
+//! gave their branches. What the host is told:
+//!
+//! * [`Event::Handoff`]: a request the lane declines, with its connection and the bytes received
+//!   (the connection stays with the host until a request of it qualifies again);
+//! * [`Event::Resume`]: a response the lane will not relay (5xx for classification and retries,
+//!   interim, close-delimited, unparsable), with both connections, so the host's exchange
+//!   continues where the lane stopped;
+//! * [`Event::Failed`]: an upstream the lane could not reach (a handoff of the request follows);
+//! * [`Event::Abandon`]: an exchange given up before its response (the client went away);
+//! * [`Event::Done`]: completed requests, summed per branch, listener and status at the end of
+//!   each call (their latency went to the balancer at once, through [`event::Env::end`]);
+//! * [`Event::Sampled`] and [`Event::Access`]: one request each, for `io.l5d.recentRequests` and
+//!   the access log.
+//!
+//! [`core`] holds the event loop and the host's calls, [`connection`] a client connection,
+//! [`upstream`] an exchange with an upstream, [`relay`] the response body, [`pool`] the idle
+//! upstream connections, [`head`] the header rules, [`trace`] the trace ids and draws,
+//! [`results`] the summed results, and this module the socket helpers. `py/lane.rs` wraps the
+//! core for Python.
 
+mod connection;
+pub mod core;
+pub mod event;
 pub mod head;
+pub mod pool;
+mod relay;
 pub mod results;
 pub mod trace;
+mod upstream;
 
-use std::collections::HashMap;
+pub use self::core::{BranchSpec, Core, ServerConfig, UnknownServer};
+pub use self::event::{BranchId, Env, Event};
+
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 
 use mio::net::TcpStream;
 
@@ -86,66 +107,6 @@ pub fn write_some(sock: &mut TcpStream, data: &[u8], pos: &mut usize) -> io::Res
         }
     }
     Ok(true)
-}
-
-/// A pooled connection idle for longer than this is checked before reuse (`pyproxy.client.CHECK_AFTER`).
-pub const CHECK_AFTER: f64 = 1.0;
-/// Idle connections kept per endpoint (`pyproxy.client.EndpointPool.max_idle`).
-pub const MAX_IDLE: usize = 128;
-
-/// Idle upstream connections per endpoint address, most recently used last, each with the lane's
-/// slot for it (its epoll token: a pooled connection stays registered, so taking it or putting it
-/// back costs no system call, and the upstream closing it is seen at once).
-#[derive(Default)]
-pub struct Pools {
-    idle: HashMap<SocketAddr, Vec<(TcpStream, usize, f64)>>,
-}
-
-impl Pools {
-    /// A pooled connection to `addr` that is still open, or None; connections found closed are
-    /// moved to `stale` (the caller releases their slots).
-    pub fn take(&mut self, addr: SocketAddr, now: f64, stale: &mut Vec<(TcpStream, usize)>) -> Option<(TcpStream, usize)> {
-        let list = self.idle.get_mut(&addr)?;
-        while let Some((sock, slot, since)) = list.pop() {
-            if now - since < CHECK_AFTER || still_open(&sock) {
-                return Some((sock, slot));
-            }
-            stale.push((sock, slot));
-        }
-        None
-    }
-
-    /// Keeps `sock` for reuse; gives it back when the endpoint already has enough.
-    pub fn put(&mut self, addr: SocketAddr, sock: TcpStream, slot: usize, now: f64) -> Option<(TcpStream, usize)> {
-        let list = self.idle.entry(addr).or_default();
-        if list.len() < MAX_IDLE {
-            list.push((sock, slot, now));
-            return None;
-        }
-        Some((sock, slot))
-    }
-
-    /// Takes out the pooled connection in `slot` if the upstream closed it or sent bytes unasked
-    /// (its socket turned readable while idle); None while it is still fit for reuse.
-    pub fn evict(&mut self, addr: SocketAddr, slot: usize) -> Option<TcpStream> {
-        let list = self.idle.get_mut(&addr)?;
-        let at = list.iter().position(|(_, s, _)| *s == slot)?;
-        if still_open(&list[at].0) {
-            return None;
-        }
-        Some(list.remove(at).0)
-    }
-
-    pub fn clear(&mut self) {
-        self.idle.clear();
-    }
-}
-
-/// Nothing to read and not closed: readable would mean the upstream closed it (or sent bytes
-/// unasked), and either way it must not carry another request.
-fn still_open(sock: &TcpStream) -> bool {
-    let mut one = [0u8; 1];
-    matches!(sock.peek(&mut one), Err(ref e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 #[cfg(test)]

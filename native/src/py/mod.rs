@@ -14,6 +14,6 @@ mod read;
 
 pub use balance::Balancer;
 pub use dtab_index::DtabIndex;
-pub use lane::Lane;
+pub use lane::{Lane, LaneAbandon, LaneAccess, LaneDone, LaneFailed, LaneHandoff, LaneResume, LaneSampled};
 pub use h1::{parse_chunk_line, parse_request_head, parse_response_head, parse_trailers};
 pub use read::{read_dentry, read_dtab, read_path, read_prefix, read_tree};

@@ -1,7 +1,7 @@
 //! The lane's header rules against hand-written expectations (the black-box tests in
 //! `tests/test_lane.py` compare the lane with the Python path on real sockets).
 
-use super::head::{request_head, response_head, route_key, scan_request, trailer_block, Body, ServerRules};
+use crate::lane::head::{request_head, response_head, route_key, scan_request, trailer_block, Body, ServerRules};
 use crate::h1;
 
 fn rules(edge: bool) -> ServerRules {
