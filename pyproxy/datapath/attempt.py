@@ -62,7 +62,7 @@ class Attempt:
             return
         self.ended = True
         rtt = now - self.started
-        self.client.done(self.endpoint, now, rtt, ok=ok)
+        self.client.done(self.endpoint, now, rtt, ok=ok, connect_failed=failure == "ConnectionFailed")
         stats = self.client.stats
         if stats is not None:
             stats.record(status, rtt * 1000.0, failure, success=ok)
@@ -83,7 +83,7 @@ class Attempt:
     def close_connection(self) -> None:
         up, self.up = self.up, None
         if up is not None:
-            up.close()
+            self.endpoint.pool.discard(up)
 
     def __enter__(self) -> "Attempt":
         return self

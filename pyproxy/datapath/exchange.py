@@ -27,7 +27,7 @@ import trio
 from .. import _impl
 from ..http import headers as h
 from ..resilience.classify import RETRYABLE, SUCCESS
-from .client import NoEndpoints
+from .client import NoEndpoints, PoolExhausted
 from ..errors import RemoteProtocolError
 from ..http.message import LAST_CHUNK, Response, encode_chunk, error_response, no_body_status, serialize_request_head, serialize_response_head
 from .attempt import Attempt
@@ -53,10 +53,11 @@ DISCARD_LIMIT = 64 * 1024
 class _AttemptFailed(Exception):
     """An attempt produced no response: ``written`` says whether the request may have been seen."""
 
-    def __init__(self, message: str, written: bool, status: int = 502) -> None:
+    def __init__(self, message: str, written: bool, status: int = 502, failure: Optional[str] = None) -> None:
         super().__init__(message)
         self.written = written
         self.status = status
+        self.failure = failure  # the failure's name in metrics, when not derived from the above
 
 
 class Exchange:
@@ -187,7 +188,7 @@ class Exchange:
                     resp = await (self._resumed(attempt) if resumed else self._attempt(attempt, head + whole))
                 except _AttemptFailed as exc:
                     end = trio.current_time()
-                    self.failure = "ConnectionFailed" if not exc.written else ("RequestTimeout" if exc.status == 503 else "RequestFailed")
+                    self.failure = exc.failure or ("ConnectionFailed" if not exc.written else ("RequestTimeout" if exc.status == 503 else "RequestFailed"))
                     attempt.done(end, ok=False, failure=self.failure)
                     if not exc.written and self.attempts < MAX_ATTEMPTS and client.requeues.try_withdraw(end):
                         client.stats.record_requeue()
@@ -249,6 +250,8 @@ class Exchange:
             raise _AttemptFailed(f"connecting to {ep.host}:{ep.port} exceeded {timeout:g} seconds", written=False, status=503) from None
         except OSError as exc:
             raise _AttemptFailed(f"connection to {ep.host}:{ep.port} failed: {exc.strerror or exc}", written=False) from None
+        except PoolExhausted as exc:
+            raise _AttemptFailed(f"no connection available: {exc}", written=False, status=503, failure="TooManyWaiters") from None
         try:
             return await self._send_and_read(attempt, data, deadline, timeout)
         except _AttemptFailed as exc:
@@ -316,12 +319,14 @@ class Exchange:
                 with trio.fail_at(deadline):
                     attempt.up = ep.pool.take_idle() or await ep.pool.connect()
                     await attempt.up.send_all(head)
-            except (OSError, trio.TooSlowError, *_IO_ERRORS) as exc:
+            except (OSError, trio.TooSlowError, PoolExhausted, *_IO_ERRORS) as exc:
                 timed_out = isinstance(exc, trio.TooSlowError)
-                self.failure = "RequestTimeout" if timed_out else "ConnectionFailed"
+                self.failure = "RequestTimeout" if timed_out else "TooManyWaiters" if isinstance(exc, PoolExhausted) else "ConnectionFailed"
                 attempt.done(trio.current_time(), ok=False, failure=self.failure)
                 if timed_out:
                     await self._send_error(503, f"exceeded {timeout:g} seconds waiting for {client.id}", keep=False)
+                elif isinstance(exc, PoolExhausted):
+                    await self._send_error(503, f"no connection available: {exc}", keep=False, retryable=True)
                 else:
                     await self._send_error(502, f"connection to {ep.host}:{ep.port} failed: {exc}", keep=False, retryable=True)
                 return False

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import trio
 
@@ -27,7 +27,8 @@ from ..metrics import Registry, RequestStats, RouterStats
 from ..naming.name import ADDR_PENDING, AddrBound, AddrFailed, Bound
 from ..naming.path import Path
 from ..routing.router import Route, RouteError, Router, ServerRules
-from .client import Client
+from ..routing.cache import Lru
+from .client import Client, Clients
 from .exchange import Exchange
 from .lane import Branch, RouteTable, flatten, route_key
 from .stream import Body, Conn
@@ -52,16 +53,18 @@ class Forwarder:
 
     def __init__(
         self, router: Router, stats: Optional[RouterStats] = None, observers: Optional[Observers] = None,
-        rng: Optional[random.Random] = None,
+        rng: Optional[random.Random] = None, clients: int = 1000, idle_ttl: float = 600.0, bounds: int = 1000,
     ) -> None:
+        """``clients``, ``idle_ttl``, ``bounds``: ``bindingCache.clients``, ``.idleTtlSecs`` and
+        ``.bounds`` (the route fields kept per logical and bound name)."""
         self.router = router
         self.params = router.params
         self.label = router.label
         self.stats = stats or RouterStats(Registry(), router.label)
         self.observers = observers or Observers()
         self.rng = rng or random.Random()
-        self.clients: Dict[Tuple[str, Tuple[bytes, ...]], Client] = {}
-        self._dst_fields: Dict[Tuple[Path, Bound], List[Tuple[bytes, bytes]]] = {}
+        self.clients = Clients(self._new_client, clients, idle_ttl, on_evict=self._forget_routes)
+        self._dst_fields: Lru[Tuple[Path, Bound], List[Tuple[bytes, bytes]]] = Lru(bounds)
         #: where routes this router decided are installed for the lane, with the lane's listener
         #: index of each server and the identifier header the lane keys by (None: no lane)
         self.routes: Optional[RouteTable] = None
@@ -80,13 +83,13 @@ class Forwarder:
             c.on_change = routes.clear_routes
 
     def client(self, bound: Bound) -> Client:
-        key = (bound.id.show, bound.residual.elems)
-        c = self.clients.get(key)
-        if c is None:
-            c = self.clients[key] = Client(bound, self.router.policies.client(bound.id.show), self.rng)
-            c.stats = self.stats.client(c.id)
-            if self.routes is not None:
-                c.on_change = self.routes.clear_routes
+        return self.clients.get(bound)
+
+    def _new_client(self, bound: Bound) -> Client:
+        c = Client(bound, self.router.policies.client(bound.id.show), self.rng)
+        c.stats = self.stats.client(c.id)
+        if self.routes is not None:
+            c.on_change = self.routes.clear_routes
         return c
 
     # === requests ===
@@ -125,7 +128,7 @@ class Forwarder:
                     length = 0 if edge else min(len(message.encode("utf-8", "replace")), self.params.max_err_response)
                     self._log_access(req, down, status, length)
 
-        fields = self._fields(route, client.bound, req, down, rules)
+        fields = self._fields(route, route.bound, req, down, rules)  # type: ignore[arg-type]
         service = route.service
         timeout = service.total_timeout
         deadline = route.deadline
@@ -249,9 +252,7 @@ class Forwarder:
             out = [(b"l5d-dst-service", dst.show.encode("latin-1")), (b"l5d-dst-client", bound.id.show.encode("latin-1"))]
             if bound.residual.elems:
                 out.append((b"l5d-dst-residual", bound.residual.show.encode("latin-1")))
-            if len(self._dst_fields) > 10000:
-                self._dst_fields.clear()
-            self._dst_fields[key] = out
+            self._dst_fields.put(key, out)
         return out
 
     async def _respond_error(self, down: Conn, req: Request, body: Body, status: int, message: str, edge: bool) -> bool:

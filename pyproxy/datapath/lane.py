@@ -315,7 +315,7 @@ class LaneDriver:
         started, ended = ev.started, ev.ended
         ep = client.by_slot.get(ev.slot)
         if ep is not None:
-            client.done(ep, ended, ended - started, False)
+            client.done(ep, ended, ended - started, False, connect_failed=True)
         client.stats.record(0, (ended - started) * 1000.0, "ConnectionFailed")
 
     def _abandoned(self, ev: Any) -> None:

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import logging
 import math
+import socket as _socket
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, List, Optional
 
 import trio
@@ -31,7 +34,7 @@ from .. import _impl
 from ..errors import ListenError, RemoteProtocolError
 from ..http.message import Request, error_response
 from ..routing.router import ServerRules
-from .stream import Body, Conn
+from .stream import WRITE_TIMEOUT, Body, Conn
 
 #: What a client too slow with its head or small body gets, from the trio path and the lane alike:
 #: a connection-level answer, so it never carries ``l5d-err`` (as a framing error would not).
@@ -46,9 +49,23 @@ if TYPE_CHECKING:
     from .attempt import Resume
     from .lane import LaneDriver
 
-__all__ = ["Server"]
+__all__ = ["Server", "ServerOptions"]
 
 log = logging.getLogger("pyproxy.datapath.server")
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """A listener's socket and session options (``socketOptions``, ``serverSession``, ``timeoutMs``);
+    times in seconds, None: unbounded."""
+
+    no_delay: bool = True
+    reuse_addr: bool = True
+    keep_alive: Optional[bool] = None  # None: the OS default
+    backlog: int = 1024
+    write_timeout: float = WRITE_TIMEOUT
+    life_time: Optional[float] = None  # serverSession.lifeTimeMs: closed after the response that passes it
+    request_timeout: Optional[float] = None  # servers[].timeoutMs: 503 when serving a request takes longer
 
 
 class Server:
@@ -66,6 +83,7 @@ class Server:
         idle_timeout: float = 300.0,
         reuse_port: bool = False,
         key: str = "",
+        options: ServerOptions = ServerOptions(),
     ) -> None:
         self.forwarder = forwarder
         self.label = forwarder.label
@@ -77,6 +95,7 @@ class Server:
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
         self.reuse_port = reuse_port
+        self.options = options
         self.key = key or f"router {forwarder.label}"  # where the config asks for it: $.routers[i].servers[j]
         self.listeners: List[trio.SocketListener] = []
         self.active = 0
@@ -97,15 +116,14 @@ class Server:
 
     async def bind(self) -> None:
         """Open the listening socket(s); port 0 picks a free port."""
-        import socket as _socket
-
         sock = trio.socket.socket(_socket.AF_INET6 if ":" in self.ip else _socket.AF_INET, _socket.SOCK_STREAM)
         try:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            if self.options.reuse_addr:
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             if self.reuse_port:
                 sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
             await sock.bind((self.ip, self.port))
-            sock.listen(1024)
+            sock.listen(self.options.backlog)
         except OSError as exc:
             sock.close()
             raise ListenError(f"{self.key}: cannot listen on {self.ip}:{self.port}: {exc.strerror or exc}") from None
@@ -164,6 +182,12 @@ class Server:
 
     async def _connection(self, stream: trio.SocketStream) -> None:
         conn = Conn(stream)
+        opts = self.options
+        if not opts.no_delay:  # trio turned TCP_NODELAY on
+            conn.sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 0)
+        if opts.keep_alive is not None:
+            conn.sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, int(opts.keep_alive))
+        conn.write_timeout = opts.write_timeout
         if self.lane is not None and not self.draining:
             self.lane.adopt(conn, self.lane_index)  # type: ignore[arg-type]
             return
@@ -194,6 +218,17 @@ class Server:
             self._idle.pop(scope, None)
             self.connections -= 1
             await conn.aclose()
+
+    async def _serve_within(self, req: Request, body: Body, conn: Conn) -> bool:
+        """Serve ``req`` within the listener's ``timeoutMs``: past it, 503 (if nothing was sent yet) and close."""
+        timeout = self.options.request_timeout
+        mark = conn.sent
+        with trio.move_on_after(timeout):  # type: ignore[arg-type]
+            return await self.forwarder.serve(req, body, conn, self.rules, self.stats, None, self.lane_index)
+        if conn.sent == mark:
+            p = self.forwarder.params
+            await conn.send_all(error_response(503, f"exceeded {timeout:g} seconds serving the request (timeoutMs)", self.rules.clear_context, p.max_err_response, p.max_head, False, req))
+        return False
 
     async def _await_body(self, conn: Conn, length: int) -> bool:
         """Receive until a small body is buffered whole; False after a 408 (the client was too slow).
@@ -255,11 +290,16 @@ class Server:
                 return
             self.active += 1
             try:
-                keep = await forwarder.serve(req, body, conn, self.rules, self.stats, None, self.lane_index)
+                if self.options.request_timeout is None:
+                    keep = await forwarder.serve(req, body, conn, self.rules, self.stats, None, self.lane_index)
+                else:
+                    keep = await self._serve_within(req, body, conn)
             finally:
                 self.active -= 1
             if not keep or not body.done:
                 return
+            if self.options.life_time is not None and time.monotonic() - conn.born >= self.options.life_time:
+                return  # serverSession.lifeTimeMs: this connection has lived long enough
             if req.lane_ok and self.lane is not None and not self.draining:
                 self.lane.adopt(conn, self.lane_index)  # type: ignore[arg-type]
                 return  # the lane serves this connection from here

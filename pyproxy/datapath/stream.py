@@ -9,6 +9,7 @@ re-chunked canonically by the writer; their trailers are parsed with the same fi
 from __future__ import annotations
 
 import socket as _socket
+import time
 from typing import Any, Callable, List, Optional, Tuple
 
 import trio
@@ -47,7 +48,7 @@ class Conn:
     tell whether the current request was answered at all.
     """
 
-    __slots__ = ("sock", "buf", "eof", "labels", "sent", "write_timeout")
+    __slots__ = ("sock", "buf", "eof", "labels", "sent", "write_timeout", "born", "pool")
 
     def __init__(self, stream: object) -> None:
         if isinstance(stream, _socket.socket):
@@ -63,6 +64,8 @@ class Conn:
         self.labels: Optional[dict] = None  # per-connection Forwarded labels, drawn on first use
         self.sent = 0
         self.write_timeout = WRITE_TIMEOUT
+        self.born = time.monotonic()  # for connection lifetimes (clientSession/serverSession lifeTimeMs)
+        self.pool: Any = None  # the EndpointPool that counts this upstream connection, if any
 
     @classmethod
     def adopted(cls, fd: int, received: bytes = b"", eof: bool = False) -> "Conn":

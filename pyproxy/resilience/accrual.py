@@ -147,6 +147,18 @@ class Accrual:
             return self._kill(now, draw)
         return False
 
+    def fail_fast(self, now: float, draw: float) -> bool:
+        """A connection to the endpoint could not be made (``failFast``): dead now, whatever the
+        policy's count says; returns True when its availability changed."""
+        if self.state == DEAD:
+            return False
+        return self._kill(now, draw)
+
+    @classmethod
+    def never(cls) -> "Accrual":
+        """No policy marks the endpoint dead (kind ``none``), but ``failFast`` still may."""
+        return cls(_Policy(), JitteredBackoff(5000, 300000))
+
     def _kill(self, now: float, draw: float) -> bool:
         self.delay = self.backoff.next(self.delay, draw)
         self.until = now + self.delay

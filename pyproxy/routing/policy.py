@@ -12,12 +12,13 @@ has to match a prefix of the name). Policies are resolved once per name and cach
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Optional
 
 from ..resilience.classify import Classifier
+from .cache import Lru
 from ..resilience.retry import ConstantBackoff, JitteredBackoff, RetryBudget
 
-__all__ = ["ClientPolicy", "ServicePolicy", "Policies", "prefix_matches"]
+__all__ = ["ClientPolicy", "PoolPolicy", "ServicePolicy", "Policies", "prefix_matches"]
 
 _BALANCERS = frozenset(("p2c", "ewma", "roundRobin", "heap"))
 
@@ -46,10 +47,40 @@ def prefix_matches(pattern: str, name: str) -> bool:
     return True
 
 
-class ClientPolicy:
-    """What a client needs: balancer, failure accrual config, requeue budget, attempt timeout."""
+class PoolPolicy:
+    """How a client keeps connections to each endpoint (``hostConnectionPool``, ``clientSession``,
+    ``socketOptions``); times in seconds, None: unbounded."""
 
-    __slots__ = ("balancer", "decay_s", "accrual", "requeue", "attempt_timeout")
+    __slots__ = ("min_size", "max_size", "max_waiters", "idle_time", "life_time", "no_delay", "keep_alive", "write_timeout")
+
+    def __init__(self, params: Any = None) -> None:
+        hcp = getattr(params, "host_connection_pool", None)
+        session = getattr(params, "client_session", None)
+        self.min_size: int = getattr(hcp, "min_size", 0)
+        self.max_size: Optional[int] = getattr(hcp, "max_size", None)
+        self.max_waiters: Optional[int] = getattr(hcp, "max_waiters", None)
+        idle = [t / 1000.0 for t in (getattr(hcp, "idle_time_ms", None), getattr(session, "idle_time_ms", None)) if t is not None]
+        self.idle_time: Optional[float] = min(idle) if idle else None
+        life = getattr(session, "life_time_ms", None)
+        self.life_time: Optional[float] = life / 1000.0 if life is not None else None
+        so = getattr(params, "socket_options", None)
+        self.no_delay: bool = getattr(so, "no_delay", True)
+        self.keep_alive: Optional[bool] = getattr(so, "keep_alive", None)
+        wt = getattr(so, "write_timeout_ms", None)
+        self.write_timeout: Optional[float] = wt / 1000.0 if wt is not None else None
+
+    @property
+    def default(self) -> bool:
+        """Nothing set: any pool (the lane's too) keeps connections as it likes."""
+        return (self.max_size is None and self.max_waiters is None and self.idle_time is None and self.life_time is None
+                and self.no_delay and self.keep_alive is None and self.write_timeout is None and self.min_size == 0)
+
+
+class ClientPolicy:
+    """What a client needs: balancer, failure accrual config, requeue budget, attempt timeout,
+    connection pool, and whether a connect failure marks an endpoint down at once (``failFast``)."""
+
+    __slots__ = ("balancer", "decay_s", "accrual", "requeue", "attempt_timeout", "pool", "fail_fast")
 
     def __init__(self, params: Any = None) -> None:
         lb = getattr(params, "load_balancer", None)
@@ -63,6 +94,8 @@ class ClientPolicy:
         self.requeue = (b.ttl_secs, b.min_retries_per_sec, b.percent_can_retry) if b is not None else (10, 10, 0.2)
         t = getattr(params, "request_attempt_timeout_ms", None)
         self.attempt_timeout: Optional[float] = t / 1000.0 if t else None
+        self.pool = PoolPolicy(params)
+        self.fail_fast: bool = bool(getattr(params, "fail_fast", False))
 
 
 class ServicePolicy:
@@ -86,24 +119,27 @@ class ServicePolicy:
 
 
 class Policies:
-    """Resolves and caches the policy of each client and service of one router."""
+    """Resolves and caches the policy of each client and service of one router (at most
+    ``clients`` and ``paths`` of them: ``bindingCache``)."""
 
-    def __init__(self, client_block: Any = None, service_block: Any = None) -> None:
+    def __init__(self, client_block: Any = None, service_block: Any = None, clients: int = 1000, paths: int = 1000) -> None:
         self._client_block = client_block
         self._service_block = service_block
-        self._clients: Dict[str, ClientPolicy] = {}
-        self._services: Dict[str, ServicePolicy] = {}
+        self._clients: Lru[str, ClientPolicy] = Lru(clients)
+        self._services: Lru[str, ServicePolicy] = Lru(paths)
 
     def client(self, name: str) -> ClientPolicy:
         p = self._clients.get(name)
         if p is None:
-            p = self._clients[name] = ClientPolicy(_resolve(self._client_block, name))
+            p = ClientPolicy(_resolve(self._client_block, name))
+            self._clients.put(name, p)
         return p
 
     def service(self, name: str) -> ServicePolicy:
         p = self._services.get(name)
         if p is None:
-            p = self._services[name] = ServicePolicy(_resolve(self._service_block, name))
+            p = ServicePolicy(_resolve(self._service_block, name))
+            self._services.put(name, p)
         return p
 
 

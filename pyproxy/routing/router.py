@@ -27,6 +27,7 @@ from ..naming.dtab import Dtab
 from ..naming.name import Bound
 from ..naming.path import Path
 from ..naming.tree import Alt, Leaf, NameTree, Union
+from .cache import Lru
 from .identifiers import Identified, Identifier, compose
 from .policy import Policies, ServicePolicy
 
@@ -51,6 +52,7 @@ class RouterParams:
     max_err_response: int = 5120 * 1024
     stream_after: int = 5 * 1024
     policies: Optional[Policies] = None
+    bind_cache: int = 1000  # bindingCache.trees: bound trees kept, per (override, logical name)
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ class Router:
         self.label = params.label
         self.rng = rng or random.Random()
         self.overrides = OverrideCache()
-        self._binds: Dict[Tuple[str, Tuple[bytes, ...]], _Bind] = {}
+        self._binds: Lru[Tuple[str, Tuple[bytes, ...]], _Bind] = Lru(params.bind_cache)
         self.policies = params.policies or Policies()
         self.limits = (params.max_line, params.max_head, params.max_headers)
         self.requests = 0
@@ -171,9 +173,7 @@ class Router:
             return hit.tree
         dtab = self.params.dtab.concat(local) if local.dentries else self.params.dtab
         tree = self.params.interpreter.bind(dtab, dst)
-        if len(self._binds) > 10000:
-            self._binds.clear()
-        self._binds[key] = _Bind(version, tree)
+        self._binds.put(key, _Bind(version, tree))
         return tree
 
     def pick(self, tree: NameTree) -> Optional[Bound]:
@@ -234,6 +234,8 @@ class Router:
                 bound = self.pick(tree)
                 if bound is None:
                     raise RouteError(502, self.no_route_message(dst, local))
+            else:  # the request's own residual, under the bound name already chosen
+                bound = _leaf_with_id(tree, bound)
         except (DtabError, PathError) as exc:
             raise RouteError(400, str(exc)) from None
         except RouteError:
@@ -264,6 +266,22 @@ class Router:
             trace = trace.with_sampled(self.rng.random() < rate)
         deadline = parse_deadline(ctx.get(h.CTX_DEADLINE, ()))
         return fields, local, trace, deadline, via_values, ctx
+
+
+def _leaf_with_id(tree: NameTree, bound: Bound) -> Bound:
+    """The leaf of ``tree`` bound to the same name as ``bound`` (``bound`` itself when none is)."""
+    stack = [tree]
+    while stack:
+        t = stack.pop()
+        if type(t) is Leaf:
+            v = t.value  # type: ignore[attr-defined]
+            if isinstance(v, Bound) and v.id == bound.id:
+                return v
+        elif type(t) is Union:
+            stack.extend(w.tree for w in t.weighted)  # type: ignore[attr-defined]
+        elif type(t) is Alt:
+            stack.extend(t.trees)  # type: ignore[attr-defined]
+    return bound
 
 
 def _to_origin_form(req: Request) -> bytes:

@@ -42,7 +42,8 @@ from ..naming.path import Path
 from ..routing.policy import Policies
 from ..routing.router import Router, RouterParams, ServerRules
 from ..datapath.forwarder import Forwarder, Observers
-from ..datapath.server import TIMEOUT_RESPONSE, Server
+from ..datapath.server import TIMEOUT_RESPONSE, Server, ServerOptions
+from ..datapath.stream import WRITE_TIMEOUT
 from ..telemetry import Telemetry
 from ..view import ProxyView
 
@@ -170,11 +171,15 @@ class App:
             max_head=rc.max_headers_kb * 1024,
             max_err_response=rc.max_err_response_kb * 1024,
             stream_after=rc.stream_after_content_length_kb * 1024,
-            policies=Policies(client, service),
+            policies=Policies(client, service, rc.binding_cache.clients, rc.binding_cache.paths),
+            bind_cache=rc.binding_cache.trees,
         )
         router = Router(params, random.Random(self.rng.getrandbits(64)))
         observers = Observers(self.telemetry.recent, self.telemetry.tracer, self._access_log(index, rc))
-        forwarder = Forwarder(router, self.telemetry.router(rc.label), observers, router.rng)
+        bc = rc.binding_cache
+        forwarder = Forwarder(router, self.telemetry.router(rc.label), observers, router.rng, bc.clients, float(bc.idle_ttl_secs), bc.bounds)
+        if rc.originator:  # Linkerd's marker for de-duplicating stats of linker-to-linker hops
+            self.telemetry.metrics.scope("rt", rc.label).gauge("originator", lambda: 1)
         self.routers.append(router)
         self.forwarders.append(forwarder)
         interpreter = getattr(rc, "interpreter", None)
@@ -205,6 +210,7 @@ class App:
                 idle_timeout=_ms(session.idle_time_ms) if session.idle_time_ms else DEFAULT_IDLE_TIMEOUT,
                 reuse_port=self._reuse_port or bool(opts and opts.reuse_port),
                 key=f"$.routers[{index}].servers[{j}]",
+                options=_server_options(sc),
             )
             self.servers.append((rc.label, server))
             self._use_lane(forwarder, server)
@@ -223,6 +229,10 @@ class App:
             why = "maxConcurrentRequests"
         elif server.rules.forwarded is not None:
             why = "addForwardedHeader"
+        elif server.options.life_time is not None:
+            why = "serverSession.lifeTimeMs"
+        elif server.options.request_timeout is not None:
+            why = "timeoutMs"
         if why is not None:
             log.info("lane: router %s, server %s:%s stays on the trio path (%s)", router.label, server.ip, server.port, why)
             return
@@ -279,6 +289,7 @@ class App:
                 print(f"pyproxy: listening name={name} addr={server.address}", file=sys.stderr, flush=True)
             if self.fs_namers or self.dtab_files:
                 nursery.start_soon(self._watch_fs)
+            nursery.start_soon(self._sweep_clients)
             nursery.start_soon(self.telemetry.run)
             # Everything built so far (config, routers, modules) lives as long as the process: move
             # it out of the collector's sight so collections during traffic scan only new objects.
@@ -297,6 +308,13 @@ class App:
             self.lane.close()
         for access_log in self.access_logs:
             access_log.close()
+
+    async def _sweep_clients(self) -> None:
+        """Once a second: idle pooled connections past their time, idle clients past bindingCache's TTL."""
+        while True:
+            await trio.sleep(1.0)
+            for f in self.forwarders:
+                f.clients.sweep()
 
     async def _watch_fs(self) -> None:
         while True:
@@ -334,6 +352,21 @@ class App:
         states = await trio.to_thread.run_sync(fs.poll)
         if states is not None:
             fs.apply(states)
+
+
+def _server_options(sc: Any) -> ServerOptions:
+    """A listener's socket and session options from its ``servers[j]`` block."""
+    opts = sc.socket_options
+    life = sc.server_session.life_time_ms
+    return ServerOptions(
+        no_delay=opts.no_delay if opts else True,
+        reuse_addr=opts.reuse_addr if opts else True,
+        keep_alive=opts.keep_alive if opts else None,
+        backlog=opts.backlog if opts and opts.backlog else 1024,
+        write_timeout=opts.write_timeout_ms / 1000.0 if opts and opts.write_timeout_ms else WRITE_TIMEOUT,
+        life_time=life / 1000.0 if life else None,
+        request_timeout=sc.timeout_ms / 1000.0 if sc.timeout_ms else None,
+    )
 
 
 def _forwarded_rule(cfg: Any, router_label: str) -> Forwarded:
