@@ -3,7 +3,8 @@
 ``ProxyProcess(config_text, impl)`` runs ``python -m pyproxy run <file>`` in its own process group
 with every listener on port 0, waits (bounded) for the readiness lines
 ``pyproxy: listening name=<name> addr=<ip>:<port>``, and on ``stop()`` sends SIGTERM, then SIGKILL
-after a deadline. ``raw(addr, data)`` sends bytes and reads the answer until the server closes or a
+after a deadline, and fails if the proxy logged a traceback (nothing a client sends, and no
+configuration, may put one in the log). ``raw(addr, data)`` sends bytes and reads the answer until the server closes or a
 timeout passes. ``one_router(...)`` is a proxy with one router in front of one origin.
 """
 
@@ -42,6 +43,7 @@ class ProxyProcess:
             env=env,
             start_new_session=True,
         )
+        self.stopped = False  # stop() checks the log for tracebacks once (the suite fails on any)
         self.addrs: Dict[str, List[Tuple[str, int]]] = {}
         self.stderr_lines: List[str] = []
         self._ready = threading.Event()
@@ -80,6 +82,12 @@ class ProxyProcess:
         self._reader.join(2)
         if self.proc.stderr is not None:
             self.proc.stderr.close()
+        tracebacks = [i for i, line in enumerate(self.stderr_lines) if "Traceback" in line]
+        if tracebacks and not self.stopped:
+            self.stopped = True
+            first = tracebacks[0]
+            raise AssertionError("the proxy logged a traceback:\n" + "\n".join(self.stderr_lines[max(0, first - 3): first + 30]))
+        self.stopped = True
         return self.proc.returncode
 
 

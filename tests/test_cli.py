@@ -102,9 +102,10 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
     import json as _json
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("routers:\n- protocol: http\n  servers: [{port: 0}]\n")
-    r = run("pure", "run", "--validate", "--log-format", "json", str(cfg))
-    assert r.returncode == 0
+    # a key run refuses: the process logs its start, then stops before serving
+    cfg.write_text("routers:\n- protocol: http\n  compressionLevel: 6\n  servers: [{port: 0}]\n")
+    r = run("pure", "run", "--log-format", "json", str(cfg))
+    assert r.returncode == 2
     records = [_json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
     assert records and records[0]["level"] == "INFO" and records[0]["logger"] == "pyproxy"
     assert records[0]["msg"].startswith("pyproxy 0.1.0, pure kernels")

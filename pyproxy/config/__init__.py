@@ -135,7 +135,13 @@ def _decode(raw: bytes) -> str:
         raise ConfigError(f"$: the config is not UTF-8 (byte {e.start})") from None
 
 
+#: Top-level keys of a namerd config that a Linkerd config never has.
+NAMERD_KEYS = ("storage", "interfaces")
+
+
 def _convert(data: Any) -> Config:
+    if isinstance(data, dict) and "routers" not in data and any(k in data for k in NAMERD_KEYS):
+        raise ConfigError("$: this is a namerd config (it has storage/interfaces, no routers): run it with `pyproxy namerd`")
     warnings = legacy.normalise(data)
     try:
         config = msgspec.convert(data, Config, strict=True)

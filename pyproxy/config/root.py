@@ -1,16 +1,20 @@
 """The root :class:`Config` and the checks that span the whole tree: at least one router, unique
 labels, no two listeners on one address, the experimental gate, and which kinds are not built yet.
 
-``BUILT`` lists, per plugin family, the kinds this release runs. :meth:`Config.unsupported` reports
-every kind the user configured outside it; ``pyproxy run --validate`` accepts such configs and
-``pyproxy run`` refuses them (:meth:`Config.require_built`). Families absent from ``BUILT``
-(classifiers, failure accrual, backoffs, client/service shapes, trace propagators) are not gated.
+``BUILT`` lists, per plugin family, the kinds this release runs, and ``REFUSED`` the keys it
+parses but does not honour (with the values that ask for what it does not do).
+:meth:`Config.unsupported` reports every kind and key the user configured outside them;
+``pyproxy run --validate`` accepts such configs and ``pyproxy run`` refuses them, naming each
+(:meth:`Config.require_built`). Families absent from ``BUILT`` (classifiers, failure accrual,
+backoffs, client/service shapes) are built in every kind the parser accepts.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
+import json
+import re
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 import msgspec
 
@@ -21,7 +25,7 @@ from .namers import Namer
 from .router import Router
 from .telemetry import Telemeter
 
-__all__ = ["Config", "BUILT"]
+__all__ = ["Config", "BUILT", "REFUSED", "SATISFIED"]
 
 BUILT: Mapping[str, FrozenSet[str]] = {
     "protocol": frozenset({"http"}),
@@ -39,7 +43,51 @@ BUILT: Mapping[str, FrozenSet[str]] = {
     # TLS has no kind; it is reported as the pseudo-kind "tls" so that a config asking for TLS is
     # never served in plain text by a release that cannot do TLS.
     "tls": frozenset(),
+    "tracePropagator": frozenset({"io.l5d.default"}),
 }
+
+
+def _set(value: Any) -> bool:
+    return value is not None and value != () and value != ""
+
+
+#: Keys that parse (Linkerd has them) but that ``pyproxy run`` refuses when they ask for something
+#: pyproxy does not do: key pattern (``[]`` stands for any list index) -> (does this value ask for
+#: it?, why). Every other key of a built kind is honoured; tests/test_config_honesty.py fails when a
+#: key is neither read by the runtime nor listed here.
+REFUSED: Mapping[str, Tuple[Callable[[Any], bool], str]] = {
+    "$.admin.socketOptions": (_set, "socket options of the admin listener are not built"),
+    "$.admin.httpIdentifierPort": (_set, "the admin HTTP identifier port is not built"),
+    "$.admin.workerThreads": (_set, "pyproxy runs one event loop per process: use --workers"),
+    "$.usage.enabled": (bool, "usage reporting is not built (pyproxy never phones home)"),
+    "$.routers[].streamingEnabled": (lambda v: v is False, "buffering whole messages (streamingEnabled: false) is not built"),
+    "$.routers[].compressionLevel": (lambda v: v not in (-1, 0), "gzip compression of responses is not built (0 or -1: none)"),
+    "$.routers[].servers[].announce": (_set, "announcers are not built"),
+    "$.routers[].servers[].label": (_set, "server labels are not built: metrics name a server by its ip/port"),
+    "$.routers[].client.loadBalancer.enableProbation": (bool, "load balancer probation is not built"),
+    "$.routers[].client.configs[].loadBalancer.enableProbation": (bool, "load balancer probation is not built"),
+    "$.routers[].client.forwardClientCert": (bool, "forwarding client certificates needs TLS, which is not built"),
+    "$.routers[].client.configs[].forwardClientCert": (bool, "forwarding client certificates needs TLS, which is not built"),
+    **{
+        f"$.routers[].client{entry}.socketOptions.{key}": (test, f"{key} of upstream connections is not built")
+        for entry in ("", ".configs[]")
+        for key, test in (("readTimeoutMs", _set), ("reusePort", bool), ("reuseAddr", lambda v: v is False), ("backlog", _set))
+    },
+}
+
+#: Keys honoured without code of their own: key pattern -> why pyproxy already does what they ask.
+SATISFIED: Mapping[str, str] = {
+    **{
+        f"$.routers[].client{entry}.loadBalancer.maxEffort":
+            "the balancer kernels pick only among available endpoints, so the re-picks maxEffort allows are never needed"
+        for entry in ("", ".configs[]")
+    },
+    "$.routers[].tracePropagator": "io.l5d.default (l5d-ctx-trace, l5d-sample) is how pyproxy propagates traces; other kinds are refused",
+    "$.usage": "usage reporting is off in pyproxy; enabled: true is refused",
+    "$.usage.orgId": "names the reporter in usage reports, which pyproxy never sends",
+}
+
+_INDEX = re.compile(r"\[\d+\]")
 
 _WILDCARDS = (ipaddress.ip_address("0.0.0.0"), ipaddress.ip_address("::"))
 
@@ -123,11 +171,12 @@ class Config(Base, kw_only=True):
         return data  # type: ignore[no-any-return]
 
     def unsupported(self, built: Optional[Mapping[str, FrozenSet[str]]] = None) -> List[Tuple[str, str]]:
-        """``(key path, kind)`` for every configured kind this release does not run yet.
+        """``(key path, what)`` for every configured kind this release does not run yet, and every
+        :data:`REFUSED` key set to a value that asks for what pyproxy does not do.
 
         Only what the config states counts: defaults the user left alone are never reported.
         The key path names the discriminator (``$.namers[0].kind``, ``$.routers[1].protocol``), or
-        the object itself for TLS (``$.routers[0].servers[0].tls``, kind ``"tls"``).
+        the object itself for TLS (``$.routers[0].servers[0].tls``, kind ``"tls"``), or the key.
 
         Args:
             built: the kinds that are built, per family (default :data:`BUILT`).
@@ -136,12 +185,19 @@ class Config(Base, kw_only=True):
         found: List[Tuple[str, str]] = []
         for path, obj in walk(self, skip_defaults=True):
             family = obj.FAMILY
-            if family not in built:
-                continue
-            tag_field, tag = tag_of(obj)
-            key, kind = (path, family) if tag is None else (f"{path}.{tag_field}", tag)
-            if kind not in built[family]:
-                found.append((key, kind))
+            if family in built:
+                tag_field, tag = tag_of(obj)
+                key, kind = (path, family) if tag is None else (f"{path}.{tag_field}", tag)
+                if kind not in built[family]:
+                    found.append((key, kind))
+            pattern = _INDEX.sub("[]", path)
+            for f in msgspec.structs.fields(obj):
+                rule = REFUSED.get(f"{pattern}.{f.encode_name}")
+                if rule is None:
+                    continue
+                value = getattr(obj, f.name)
+                if value != f.default and rule[0](value):
+                    found.append((f"{path}.{f.encode_name}", f"{f.encode_name} {_show(value)} ({rule[1]})"))
         return found
 
     def require_built(self) -> None:
@@ -152,3 +208,7 @@ class Config(Base, kw_only=True):
         """
         for key, kind in self.unsupported():
             raise ConfigError(f"{key}: {kind} is known but not built yet")
+
+
+def _show(value: Any) -> str:
+    return json.dumps(msgspec.to_builtins(value), separators=(",", ":"))

@@ -120,6 +120,9 @@ def _check_roll_policy(value: str, key: str) -> None:
     if not _ROLL_POLICY.match(value):
         expected = "never, hourly, daily, weekly(n) or a size like 3.megabytes"
         raise invalid(key, f"unknown roll policy {value!r} (expected {expected})")
+    weekly = re.match(r"weekly\((\d+)\)", value, re.I)
+    if weekly and not 1 <= int(weekly.group(1)) <= 7:
+        raise invalid(key, f"{value}: the day must be 1 (Sunday) to 7 (Saturday)")
 
 
 class HttpRouter(_Router, tag_field="protocol", tag="http", kw_only=True):

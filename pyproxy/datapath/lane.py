@@ -184,6 +184,8 @@ class LaneDriver:
                 return False
             if client.policy.attempt_timeout is not None:
                 return False
+            if not client.policy.pool.default:  # hostConnectionPool, clientSession, socketOptions: the trio path's pools
+                return False
             endpoints = [(ep.slot, ep.host, ep.port) for ep in client.live]
             if not all(_is_ip(host) for _, host, _ in endpoints):
                 return False

@@ -288,6 +288,9 @@ class Server:
             if self.max_concurrent is not None and self.active >= self.max_concurrent:
                 await conn.send_all(error_response(503, "max concurrent requests exceeded", self.rules.clear_context, p.max_err_response, p.max_head, False, req))
                 return
+            life = self.options.life_time
+            if life is not None and time.monotonic() - conn.born >= life:
+                req.connection = (*req.connection, b"close")  # serverSession.lifeTimeMs: its last request
             self.active += 1
             try:
                 if self.options.request_timeout is None:
@@ -298,8 +301,6 @@ class Server:
                 self.active -= 1
             if not keep or not body.done:
                 return
-            if self.options.life_time is not None and time.monotonic() - conn.born >= self.options.life_time:
-                return  # serverSession.lifeTimeMs: this connection has lived long enough
             if req.lane_ok and self.lane is not None and not self.draining:
                 self.lane.adopt(conn, self.lane_index)  # type: ignore[arg-type]
                 return  # the lane serves this connection from here

@@ -158,13 +158,13 @@ def _run(args: argparse.Namespace) -> int:
     configure(args.log_format, level)
     import logging
 
-    logging.getLogger("pyproxy").info("pyproxy %s, %s kernels%s", __version__, _impl.IMPL, f" ({_impl.WHY})" if _impl.WHY else "")
     try:
         config = _load_config(args.config)
         for line in getattr(config, "warnings", ()):
             print(f"pyproxy: warning: {line}", file=sys.stderr)
         if args.validate:
             return EXIT_OK
+        logging.getLogger("pyproxy").info("pyproxy %s, %s kernels%s", __version__, _impl.IMPL, f" ({_impl.WHY})" if _impl.WHY else "")
         missing = config.unsupported() if hasattr(config, "unsupported") else []
         if missing:
             parts = "; ".join(f"{where}: {kind}" for where, kind in missing)
