@@ -79,6 +79,17 @@ class NamerError(NamingError):
     """A namer failed while looking a name up."""
 
 
+class NamePending(NamingError):
+    """A namer does not know the answer yet (its first look at a service is on its way): binding
+    cannot decide now. ``ready`` is what the caller may wait on (its ``wait()``, a coroutine, returns
+    once the namer knows); binding is then tried again, within the router's ``bindingTimeoutMs``
+    (Finagle's pending ``Activity``)."""
+
+    def __init__(self, message: str, ready: object) -> None:
+        super().__init__(message)
+        self.ready = ready
+
+
 class ListenError(PyproxyError, OSError):
     """A listener could not be opened: the message names its config key and address."""
 

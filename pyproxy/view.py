@@ -9,12 +9,15 @@ test rather than turning into a silent zero metric, and nothing here can change 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .datapath.client import Client
 from .datapath.forwarder import Forwarder
 from .datapath.lane import LaneDriver
 from .datapath.server import Server
+
+if TYPE_CHECKING:
+    from .discovery.namers.k8s import K8sNamer
 from .naming.dtab import Dtab
 from .naming.name import ADDR_NEG, ADDR_PENDING, AddrBound, AddrFailed
 from .resilience.accrual import DEAD
@@ -154,22 +157,49 @@ class LaneView:
         yield from self._lane.counts.items()
 
 
+class NamerView:
+    """A namer that watches something (Kubernetes): its state and counters, by its prefix."""
+
+    __slots__ = ("prefix", "_namer")
+
+    def __init__(self, prefix: str, namer: "K8sNamer") -> None:
+        self.prefix = prefix  # /#/io.l5d.k8s
+        self._namer = namer
+
+    @property
+    def state_path(self) -> str:
+        """Linkerd's admin path of its state: ``/namer_state/io.l5d.k8s.json``."""
+        return f"/namer_state/{self.prefix[len('/#/'):]}.json"
+
+    def state(self) -> Dict[str, Any]:
+        return self._namer.state_json()
+
+    def metrics(self) -> List[Tuple[str, int]]:
+        return self._namer.metrics()
+
+    def bound_names(self) -> List[str]:
+        return self._namer.bound_names()
+
+
 class ProxyView:
     """Everything admin and telemetry read of one running proxy."""
 
     def __init__(
-        self, config: Any, routers: Sequence[RouterView], lane: Optional[LaneView], request_stop: Callable[[], None]
+        self, config: Any, routers: Sequence[RouterView], lane: Optional[LaneView], request_stop: Callable[[], None],
+        namers: Sequence[NamerView] = (),
     ) -> None:
         self.config = config
         self.routers = list(routers)
         self.lane = lane
+        self.namers = list(namers)
         self._request_stop = request_stop
 
     @classmethod
     def of(cls, config: Any, forwarders: Sequence[Forwarder], servers: Sequence[Server], lane: Optional[LaneDriver],
-           request_stop: Callable[[], None]) -> "ProxyView":
+           request_stop: Callable[[], None], namers: Sequence[Tuple[str, "K8sNamer"]] = ()) -> "ProxyView":
         routers = [RouterView(f, [ServerView(s) for s in servers if s.forwarder is f]) for f in forwarders]
-        return cls(config, routers, LaneView(lane) if lane is not None else None, request_stop)
+        return cls(config, routers, LaneView(lane) if lane is not None else None, request_stop,
+                   [NamerView(prefix, n) for prefix, n in namers])
 
     @property
     def servers(self) -> List[ServerView]:

@@ -102,9 +102,10 @@ def test_examples_namerd_linkerd_config_uses_namerd_interpreter():
     assert cfg.routers[0].interpreter.dst == "/$/inet/namerd.default.svc.cluster.local/4100"
 
 
-def test_examples_unsupported_names_k8s_kinds():
-    text = next(p.values[0] for p in EXAMPLE_CONFIGS if p.id == "linkerd.yml")
-    assert ("$.namers[0].kind", "io.l5d.k8s") in load(text).unsupported()
+def test_the_seeds_daemonset_configs_are_built_whole():
+    for name in ("linkerd.yml", "linkerd-ingress.yml"):
+        text = next(p.values[0] for p in EXAMPLE_CONFIGS if p.id == name)
+        assert load(text).unsupported() == [], name
 
 
 # === defaults ===
@@ -672,19 +673,17 @@ def test_unsupported_empty_for_built_kinds(tmp_path):
 
 def test_unsupported_lists_each_unbuilt_kind_with_its_path():
     text = (
-        "routers:\n- protocol: h2\n  identifier: {kind: io.l5d.ingress}\n"
+        "routers:\n- protocol: h2\n  identifier: {kind: io.l5d.header.token}\n"
         "  interpreter:\n    kind: io.l5d.mesh\n    dst: /$/inet/namerd/4321\n    transformers: [{kind: io.l5d.localhost}]\n"
         "  client: {loadBalancer: {kind: aperture}}\n"
-        "namers:\n- kind: io.l5d.k8s\ntelemetry:\n- kind: io.l5d.tracelog\n"
+        "namers:\n- kind: io.l5d.consul\ntelemetry:\n- kind: io.l5d.tracelog\n"
     )
     # Reported in the structs' field order (deterministic), not in the order of the file.
     assert sorted(load(text).unsupported()) == sorted([
         ("$.routers[0].protocol", "h2"),
-        ("$.routers[0].identifier.kind", "io.l5d.ingress"),
         ("$.routers[0].interpreter.kind", "io.l5d.mesh"),
-        ("$.routers[0].interpreter.transformers[0].kind", "io.l5d.localhost"),
         ("$.routers[0].client.loadBalancer.kind", "aperture"),
-        ("$.namers[0].kind", "io.l5d.k8s"),
+        ("$.namers[0].kind", "io.l5d.consul"),
         ("$.telemetry[0].kind", "io.l5d.tracelog"),
     ])
 
@@ -711,8 +710,8 @@ def test_unsupported_uses_a_given_built_table():
 
 
 def test_require_built_names_the_first_unbuilt_kind():
-    cfg = load(HTTP + "namers:\n- kind: io.l5d.k8s\n")
-    with pytest.raises(ConfigError, match=r"^\$\.namers\[0\]\.kind: io\.l5d\.k8s is known but not built yet$"):
+    cfg = load(HTTP + "namers:\n- kind: io.l5d.consul\n")
+    with pytest.raises(ConfigError, match=r"^\$\.namers\[0\]\.kind: io\.l5d\.consul is known but not built yet$"):
         cfg.require_built()
 
 

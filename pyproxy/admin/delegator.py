@@ -13,7 +13,6 @@ from typing import Dict, Optional
 
 from ..errors import DtabError, PyproxyError
 from ..naming.binding import ConfiguredNamersInterpreter
-from ..naming.delegation import delegate
 from ..naming.dtab import Dtab
 from ..naming.path import Path
 from ..view import ProxyView
@@ -58,7 +57,7 @@ def delegator_json(view: ProxyView, req: AdminRequest) -> Reply:
     else:
         interp = ConfiguredNamersInterpreter(())
     try:
-        tree = delegate(dtab, path, interp.lookup_namers)
+        tree = interp.delegate(dtab, path)
     except PyproxyError as exc:
         return Reply(500, _TEXT, str(exc).encode())
     return Reply(200, _JSON, json.dumps(tree.to_json(), separators=(",", ":")).encode())

@@ -65,6 +65,11 @@ class AdminRoutes:
             "/client_state.json": (self.client_state, "addresses of every client"),
             "/logging.json": (self.logging_json, "logger levels (POST logger=&level= to change)"),
         }
+        for namer in view.namers:
+            self.routes[namer.state_path] = (lambda r, n=namer: _json(n.state()), f"state of the {namer.prefix} namer's watches")
+        if view.namers:
+            self.routes["/bound-names.json"] = (
+                lambda r: _json(sorted(name for n in self.view.namers for name in n.bound_names())), "names bound by watching namers")
         if t.prometheus is not None:
             self.routes[t.prometheus.path] = (self.prometheus, "Prometheus text exposition")
         if t.recent is not None:

@@ -66,11 +66,16 @@ class _Namer(Plugin, kw_only=True):
 
 
 class _K8sApi(_Namer, kw_only=True):
-    """Kubernetes API through ``kubectl proxy`` (no TLS, no auth)."""
+    """Kubernetes API through ``kubectl proxy`` (no TLS, no auth), or, with ``inCluster``, directly."""
 
     host: str = "localhost"
     port: Port = 8001
     label_selector: Optional[str] = None  # a label *key*; its value becomes a name segment
+    # pyproxy extensions (not in Linkerd 1.x): the API server of the pod's own cluster, with its
+    # service-account token and CA (no kubectl proxy sidecar; host and port are then not used), and
+    # EndpointSlices (discovery.k8s.io/v1) instead of Endpoints objects.
+    in_cluster: bool = False
+    endpoint_slices: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

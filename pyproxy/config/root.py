@@ -29,7 +29,7 @@ __all__ = ["Config", "BUILT", "REFUSED", "SATISFIED"]
 
 BUILT: Mapping[str, FrozenSet[str]] = {
     "protocol": frozenset({"http"}),
-    "namer": frozenset({"io.l5d.fs"}),
+    "namer": frozenset({"io.l5d.fs", "io.l5d.k8s", "io.l5d.k8s.ns"}),
     "identifier": frozenset(
         {"io.l5d.header.token", "io.l5d.methodAndHost", "io.l5d.path", "io.l5d.header", "io.l5d.static"}
     ),
@@ -37,7 +37,8 @@ BUILT: Mapping[str, FrozenSet[str]] = {
     # commonMetrics is a pre-0.9 no-op (its job is built in), so there is nothing to build.
     "telemeter": frozenset({"io.l5d.commonMetrics", "io.l5d.prometheus", "io.l5d.recentRequests", "io.l5d.zipkin"}),
     "loadBalancer": frozenset({"p2c", "ewma", "roundRobin", "heap"}),
-    "transformer": frozenset(),
+    "transformer": frozenset({"io.l5d.port", "io.l5d.localhost", "io.l5d.specificHost", "io.l5d.k8s.daemonset",
+                              "io.l5d.k8s.localnode", "io.l5d.replace", "io.l5d.const"}),
     "announcer": frozenset(),
     "requestAuthorizer": frozenset(),
     # TLS has no kind; it is reported as the pseudo-kind "tls" so that a config asking for TLS is

@@ -15,14 +15,17 @@ Two interpreters supply the lookup function:
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
-from ..errors import MaxDepthError, PyproxyError, UnknownNamerError
+from ..errors import MaxDepthError, NamePending, PyproxyError, UnknownNamerError
 from .dtab import Dtab
 from .namer import Lookup, Namer
 from .path import Path
 from .system import SYSTEM, SystemNamer
 from .tree import Alt, Fail, Leaf, NameTree, Neg, Union, Weighted, simplify
+
+if TYPE_CHECKING:
+    from .delegation import DelegateTree
 
 __all__ = ["bind", "DefaultInterpreter", "ConfiguredNamersInterpreter", "MAX_DEPTH"]
 
@@ -60,6 +63,8 @@ def _bind(lookup: Lookup, tree: NameTree, depth: int, weight: Optional[float], m
         for w in branches:
             try:
                 ok.append(Weighted(w.weight, _bind(lookup, w.tree, depth, w.weight, max_depth)))
+            except NamePending:
+                raise  # a Union waits for every branch (Finagle: pending while one is pending)
             except PyproxyError as exc:
                 if first_error is None:
                     first_error = exc
@@ -138,3 +143,9 @@ class ConfiguredNamersInterpreter:
 
     def bind(self, dtab: Dtab, path: Path) -> NameTree:
         return bind(lambda p: self.lookup(dtab, p), Leaf(path), self.max_depth)
+
+    def delegate(self, dtab: Dtab, path: Path) -> "DelegateTree":
+        """The delegation tree of ``path`` through ``dtab`` and these namers."""
+        from .delegation import delegate
+
+        return delegate(dtab, path, self.lookup_namers)

@@ -17,12 +17,12 @@ from .name import Bound, addr_json
 from .path import Path
 from .tree import Alt, Empty, Fail, Leaf, NameTree, Neg, Union
 
-__all__ = ["DelegateTree", "delegate", "MAX_DEPTH"]
+__all__ = ["DelegateTree", "delegate", "transform_leaves", "MAX_DEPTH"]
 
 #: Linkerd's delegator limit (``depth > 100`` fails with "Max recursion level reached.").
 MAX_DEPTH = 100
 
-DELEGATE, ALT, UNION, LEAF, NEG, FAIL, EMPTY, EXCEPTION = (
+DELEGATE, ALT, UNION, LEAF, NEG, FAIL, EMPTY, EXCEPTION, TRANSFORMATION = (
     "delegate",
     "alt",
     "union",
@@ -31,6 +31,7 @@ DELEGATE, ALT, UNION, LEAF, NEG, FAIL, EMPTY, EXCEPTION = (
     "fail",
     "empty",
     "exception",
+    "transformation",
 )
 
 
@@ -43,11 +44,13 @@ class DelegateTree:
         dentry: the rule that produced it (``Dentry.NOP`` at the root).
         children: sub-trees (one for ``delegate``; any number for ``alt``; the trees of ``union``).
         weights: the Union weights, parallel to ``children``.
-        value: for ``leaf``, the :class:`~pyproxy.naming.name.Bound` (or, mid-delegation, a Path).
+        value: for ``leaf``, the :class:`~pyproxy.naming.name.Bound` (or, mid-delegation, a Path);
+            for ``transformation``, the bound name before the transformer.
         error: for ``exception``, the error raised while looking the name up.
+        name: for ``transformation``, the transformer (its Linkerd class name).
     """
 
-    __slots__ = ("kind", "path", "dentry", "children", "weights", "value", "error")
+    __slots__ = ("kind", "path", "dentry", "children", "weights", "value", "error", "name")
 
     def __init__(
         self,
@@ -58,8 +61,10 @@ class DelegateTree:
         weights: Sequence[float] = (),
         value: object = None,
         error: Optional[BaseException] = None,
+        name: str = "",
     ) -> None:
         self.kind = kind
+        self.name = name
         self.path = path
         self.dentry = dentry
         self.children: Tuple[DelegateTree, ...] = tuple(children)
@@ -68,7 +73,7 @@ class DelegateTree:
         self.error = error
 
     def with_dentry(self, dentry: Dentry) -> "DelegateTree":
-        return DelegateTree(self.kind, self.path, dentry, self.children, self.weights, self.value, self.error)
+        return DelegateTree(self.kind, self.path, dentry, self.children, self.weights, self.value, self.error, self.name)
 
     # === renderings ===
 
@@ -76,6 +81,13 @@ class DelegateTree:
         """The ``/delegator.json`` body for this node (Linkerd's field order)."""
         out: Dict[str, Any] = {"type": self.kind}
         k = self.kind
+        if k == TRANSFORMATION:
+            b = self.value
+            out["path"] = self.path.show
+            out["name"] = self.name
+            out["bound"] = {"addr": addr_json(b.addr.value), "id": b.id.show, "path": b.residual.show}  # type: ignore[attr-defined]
+            out["tree"] = self.children[0].to_json()
+            return out
         if k == NEG:
             out["path"] = self.path.show if self.path.elems else "~"
         elif k == FAIL:
@@ -120,6 +132,9 @@ class DelegateTree:
             return f"Leaf({head},{b!r})"
         if k == EXCEPTION:
             return f"Exception({head},java.lang.Exception: {self.error})"
+        if k == TRANSFORMATION:
+            b = self.value
+            return f"Transformation({self.path.debug()},{self.name},Bound({b.id.debug()},{b.residual.debug()},None),{self.children[0].debug()})"  # type: ignore[attr-defined]
         return f"{k.capitalize()}({head})"
 
     def render(self, indent: str = "") -> List[str]:
@@ -146,6 +161,8 @@ class DelegateTree:
             return [f"{indent}{shown + '  ' if shown else ''}{label}{via}"]
         if k == EXCEPTION:
             return [f"{indent}{self.path.show}{via}", f"{indent}  error: {self.error}"]
+        if k == TRANSFORMATION:
+            return [f"{indent}{self.path.show}{via}", f"{indent}  transformed by {self.name}:"] + self.children[0].render(indent + "    ")
         lines = [f"{indent}{self.path.show}{via}"]
         if k == DELEGATE:
             lines += self.children[0].render(indent + "  ")
@@ -158,6 +175,25 @@ class DelegateTree:
                 lines.append(f"{indent}  & weight {w:g}")
                 lines += c.render(indent + "    ")
         return lines
+
+
+def transform_leaves(tree: DelegateTree, fn: Callable[[Bound], Optional[Tuple[str, Bound]]]) -> DelegateTree:
+    """``tree`` with each bound leaf the transformer ``fn`` rewrites shown as a ``transformation``
+    node: the leaf before, the transformer's name, and the leaf after (Linkerd's
+    ``DelegatingNameTreeTransformer.transformDelegate``). ``fn`` answers None to leave a leaf alone."""
+    k = tree.kind
+    if k == LEAF and isinstance(tree.value, Bound):
+        out = fn(tree.value)
+        if out is None:
+            return tree
+        name, bound = out
+        after = DelegateTree(LEAF, bound.id, tree.dentry, value=bound)
+        return DelegateTree(TRANSFORMATION, tree.path, tree.dentry, [after], value=tree.value, name=name)
+    if k == TRANSFORMATION:
+        return DelegateTree(k, tree.path, tree.dentry, [transform_leaves(tree.children[0], fn)], value=tree.value, name=tree.name)
+    if tree.children:
+        return DelegateTree(k, tree.path, tree.dentry, [transform_leaves(c, fn) for c in tree.children], tree.weights, tree.value, tree.error, tree.name)
+    return tree
 
 
 def _from_name_tree(path: Path, dentry: Dentry, t: NameTree) -> DelegateTree:

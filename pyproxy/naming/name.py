@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .path import Path
 from .tree import java_double
@@ -25,6 +25,7 @@ __all__ = [
     "ADDR_PENDING",
     "AddrVar",
     "Bound",
+    "DerivedAddrVar",
     "addr_json",
 ]
 
@@ -145,6 +146,28 @@ class AddrVar:
 
     def __repr__(self) -> str:
         return f"AddrVar({self.value!r})"
+
+
+class DerivedAddrVar(AddrVar):
+    """An address set computed from others (a transformer's output): ``compute(source values)``,
+    kept current while :meth:`close` has not been called. Each source is observed once."""
+
+    __slots__ = ("_sources", "_compute", "_stops")
+
+    def __init__(self, sources: Sequence[AddrVar], compute: Callable[[Sequence[object]], object]) -> None:
+        super().__init__(compute([s.value for s in sources]))
+        self._sources = tuple(sources)
+        self._compute = compute
+        self._stops = [s.observe(self._changed) for s in self._sources]
+
+    def _changed(self, _: object) -> None:
+        self.update(self._compute([s.value for s in self._sources]))
+
+    def close(self) -> None:
+        """Stop following the sources."""
+        for stop in self._stops:
+            stop()
+        self._stops = []
 
 
 def addr_json(addr: object) -> Dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import trio
 
-from ..errors import DtabError, PathError, PyproxyError
+from ..errors import DtabError, NamePending, PathError, PyproxyError
 from ..http import headers as h
 from ..http.context import OverrideCache, TraceId, parse_deadline, parse_sample
 from ..http.forwarded import Forwarded
@@ -164,6 +164,18 @@ class Router:
         if self.dtab_pending is not None:
             raise RouteError(503, f"exceeded {self.params.binding_timeout:g} seconds binding {dst.show}: {self.dtab_problem}")
 
+    async def _bind_when_known(self, local: Dtab, dst: Path) -> NameTree:
+        """:meth:`bind`, waiting while a namer is still learning a name (up to ``bindingTimeoutMs``)."""
+        deadline = trio.current_time() + self.params.binding_timeout
+        while True:
+            try:
+                return self.bind(local, dst)
+            except NamePending as pending:
+                with trio.move_on_at(deadline):
+                    await pending.ready.wait()  # type: ignore[attr-defined]
+                    continue
+                raise RouteError(503, f"exceeded {self.params.binding_timeout:g} seconds binding {dst.show}: {pending}") from None
+
     def bind(self, local: Dtab, dst: Path) -> NameTree:
         """The bound tree of ``dst`` under ``router dtab ++ local`` (cached until a namer changes)."""
         key = (local.show, dst.elems)
@@ -229,7 +241,7 @@ class Router:
             target = req.target if ident.target is None else ident.target.encode("latin-1")
             if self.dtab_pending is not None:
                 await self._dtab_ready(dst)
-            tree = self.bind(local, dst)
+            tree = await self._bind_when_known(local, dst)
             if bound is None:
                 bound = self.pick(tree)
                 if bound is None:

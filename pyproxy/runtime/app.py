@@ -34,10 +34,9 @@ from ..routing.identifiers import (
 from ..discovery.interpreters.dtabfile import DtabFile
 from ..discovery.namers.fs import FsNamer
 from ..discovery.dns import DnsResolver
-from ..naming.binding import ConfiguredNamersInterpreter
+from .discovery import Discovery
 from ..naming.system import SystemNamer
 from ..naming.dtab import Dtab
-from ..naming.namer import Namer
 from ..naming.path import Path
 from ..routing.policy import Policies
 from ..routing.router import Router, RouterParams, ServerRules
@@ -122,16 +121,8 @@ class App:
         self.telemetry = Telemetry.from_config(config.telemetry)
         self.dns = DnsResolver()  # /$/inet host names, resolved off the loop
         self.system = SystemNamer(self.dns)
-        self.namers: List[Tuple[Path, Namer]] = []
-        self.fs_namers: List[FsNamer] = []
-        for n in config.namers:
-            kind = _kind(n)
-            if kind != "io.l5d.fs":
-                raise ConfigError(f"namer {kind} is known but not built yet")
-            prefix = Path.read("/#" + (n.prefix if n.prefix.startswith("/") else "/" + n.prefix))
-            fs = FsNamer(n.root_dir, prefix)
-            self.fs_namers.append(fs)
-            self.namers.append((prefix, fs))
+        self.discovery = Discovery(config, self.system, rng=random.Random(self.rng.getrandbits(64)))
+        self.fs_namers = self.discovery.fs_namers
         self.dtab_files: List[Tuple[DtabFile, Router]] = []  # io.l5d.fs interpreters
         self.routers: List[Router] = []
         self.forwarders: List[Forwarder] = []
@@ -145,14 +136,14 @@ class App:
             log.info("lane: off (%s)", why)
         for i, rc in enumerate(config.routers):
             self._add_router(i, rc)
-        self.view = ProxyView.of(config, self.forwarders, [s for _, s in self.servers], self.lane, self.stop)
+        self.view = ProxyView.of(config, self.forwarders, [s for _, s in self.servers], self.lane, self.stop, self.discovery.k8s_namers)
         self.telemetry.watch(self.view)
         self.admin: Optional[Any] = None
         self._stop = trio.Event()
 
     def namer_versions(self) -> object:
         """Changes whenever a namer's answers may have changed (bind caches compare it)."""
-        return sum(f.version for f in self.fs_namers)
+        return self.discovery.versions()
 
     def _add_router(self, index: int, rc: Any) -> None:
         if getattr(rc, "protocol", "http") != "http":
@@ -164,7 +155,7 @@ class App:
             label=rc.label,
             dtab=Dtab.read(rc.dtab),
             identifiers=build_identifiers(rc, dst_prefix),
-            interpreter=ConfiguredNamersInterpreter(self.namers, self.system),
+            interpreter=self.discovery.interpreter(index, getattr(rc, "interpreter", None)),
             namer_versions=self.namer_versions,
             binding_timeout=rc.binding_timeout_ms / 1000.0,
             max_line=rc.max_initial_line_kb * 1024,
@@ -285,6 +276,8 @@ class App:
             if self.lane is not None:
                 nursery.start_soon(self.lane.run)
             nursery.start_soon(self.dns.run)
+            for task in self.discovery.tasks():
+                await nursery.start(task)
             for name, server in self.listening():
                 print(f"pyproxy: listening name={name} addr={server.address}", file=sys.stderr, flush=True)
             if self.fs_namers or self.dtab_files:
@@ -306,6 +299,7 @@ class App:
             nursery.cancel_scope.cancel()
         if self.lane is not None:
             self.lane.close()
+        await self.discovery.aclose()
         for access_log in self.access_logs:
             access_log.close()
 

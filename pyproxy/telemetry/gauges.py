@@ -2,7 +2,9 @@
 
 Owns: ``lane/{routes,pooled,requests,handoffs,resumes,failed,installs}`` (the native data path),
 ``rt/<r>/server/<ip>/<port>/{connections,pending}``, ``rt/<r>/client/<id>/{loadbalancer/size,
-loadbalancer/available,pending,connections}`` and ``process/{uptime_ms,rss_bytes,cpu_ms}``.
+loadbalancer/available,pending,connections}``, ``namer/#/<prefix>/{watches,watches_connected,
+watch/{lists,streams,resumes,gone,errors,events,dropped}}`` (Kubernetes watches: restarts, 410s,
+errors) and ``process/{uptime_ms,rss_bytes,cpu_ms}``.
 
 Everything is read through :class:`pyproxy.view.ProxyView`, by name: a renamed attribute fails
 the tests that read these gauges instead of exporting a silent zero.
@@ -53,5 +55,8 @@ def view_collector(view: ProxyView) -> Collector:
         if view.lane is not None:
             for name, value in view.lane.gauges():
                 yield ("lane", name), value
+        for namer in view.namers:
+            for name, value in namer.metrics():
+                yield ("namer", namer.prefix.lstrip("/")) + tuple(name.split("/")), value
 
     return collect

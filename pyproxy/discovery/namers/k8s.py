@@ -1,0 +1,318 @@
+"""``io.l5d.k8s`` and ``io.l5d.k8s.ns``: services of a Kubernetes cluster (Linkerd's Kubernetes namers).
+
+Names: ``/#/io.l5d.k8s/<namespace>/<port>/<service>[/<label value>][/residual]`` (``io.l5d.k8s.ns``:
+the namespace comes from an environment variable and is not in the name). The first three segments
+(four with ``labelSelector``) are lower-cased and form the bound id; the rest is the residual. With
+``labelSelector: version``, ``/default/http/world/v2`` selects the endpoints labelled ``version=v2``.
+
+Per service (and label value) the namer keeps one :class:`~..k8s.watch.Watch` of its Endpoints object
+(or, with ``endpointSlices``, of its EndpointSlices), started on the first lookup, plus a watch of
+the Service for numbered ports; every port asked for is a live address set (``AddrVar``) that
+changes with the endpoints, each address carrying the pod's ``nodeName``. A name is negative when the
+service has no such port (or does not exist): binding falls through to the next alternative of the
+dtab, as in Linkerd. Until the first answer for a service has arrived, a lookup raises
+:class:`~pyproxy.errors.NamePending` and the router waits (``bindingTimeoutMs``).
+
+Watched services are bounded (:data:`MAX_SERVICES`): past it, the least recently looked-up service
+whose address sets no client observes stops being watched. ``state_json`` is Linkerd's
+``/namer_state/io.l5d.k8s.json``; ``metrics`` the counters of all its watches.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import OrderedDict
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import trio
+
+from ...errors import NamePending
+from ...naming.name import ADDR_NEG, Address, AddrBound, AddrVar, Bound
+from ...naming.namer import Namer
+from ...naming.path import Path
+from ...naming.tree import Leaf, NameTree, Neg
+from ..k8s.api import KubeApi
+from ..k8s.objects import ServiceEndpoints, port_mappings
+from ..k8s.watch import Watch
+
+__all__ = ["K8sNamer", "MAX_SERVICES", "NODE_NAME"]
+
+log = logging.getLogger("pyproxy.k8s")
+
+#: Services watched at most by one namer.
+MAX_SERVICES = 10_000
+#: The address metadata key of the pod's node (Linkerd's ``Metadata.nodeName``).
+NODE_NAME = "nodeName"
+
+
+class Ready:
+    """Set once a service's first answer is known; routers wait on it."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+class _Service:
+    """One watched service (and label selector): its endpoints, port mappings, address sets."""
+
+    def __init__(self, namer: "K8sNamer", ns: str, name: str, label: Optional[str]) -> None:
+        self.namer = namer
+        self.ns, self.name, self.label = ns, name, label
+        self.endpoints = ServiceEndpoints([])
+        self.mappings: Dict[int, str] = {}
+        self.vars: Dict[str, AddrVar] = {}  # by port as asked (name or number)
+        self.endpoints_ready = Ready()
+        self.service_ready = Ready()
+        self.endpoints_watch: Optional[Watch] = None
+        self.service_watch: Optional[Watch] = None
+        self.scope = trio.CancelScope()
+        self.problem: Optional[str] = None  # the last object that did not parse (logged once)
+
+    @property
+    def what(self) -> str:
+        return f"{self.ns}/{self.name}" + (f" ({self.label})" if self.label else "")
+
+    def observed(self) -> bool:
+        return any(v.observed for v in self.vars.values())
+
+    # --- the watches' callbacks ---
+
+    def on_endpoints(self, objects: Dict[str, Any]) -> None:
+        try:
+            if self.namer.slices:
+                self.endpoints = ServiceEndpoints.from_slices(objects.values())
+            else:
+                self.endpoints = ServiceEndpoints.from_endpoints(next(iter(objects.values()), None))
+        except ValueError as exc:
+            self._bad("endpoints", exc)
+            return
+        self.problem = None
+        self.endpoints_ready.set()
+        self._update()
+
+    def on_service(self, objects: Dict[str, Any]) -> None:
+        try:
+            self.mappings = port_mappings(next(iter(objects.values()), None))
+        except ValueError as exc:
+            self._bad("service", exc)
+            return
+        self.service_ready.set()
+        self._update()
+
+    def _bad(self, kind: str, exc: ValueError) -> None:
+        text = f"{kind}: {exc}"
+        if text != self.problem:  # once per distinct problem, with the service named
+            log.warning("k8s %s: a %s object that does not parse (%s); keeping the last good endpoints", self.what, kind, exc)
+        self.problem = text
+
+    def _update(self) -> None:
+        flipped = False
+        for port, var in self.vars.items():
+            state = self.state(port)
+            if (state is ADDR_NEG) != (var.value is ADDR_NEG):
+                flipped = True
+            var.update(state)
+        if flipped:
+            self.namer.version += 1  # a name appeared or vanished: cached bindings are recomputed
+
+    # --- answers ---
+
+    def state(self, port: str) -> object:
+        """The address set of ``port`` now (``ADDR_NEG`` when the service has no such port)."""
+        if port.isdigit():
+            target = self.mappings.get(int(port))
+            if target is None:
+                return ADDR_NEG
+            found = self.endpoints.numbered(int(target)) if target.isdigit() else self.endpoints.named(target)
+        else:
+            found = self.endpoints.named(port)
+        if found is None:
+            return ADDR_NEG
+        return AddrBound(tuple(Address(ip, p, {NODE_NAME: node} if node else None) for ip, p, node in found))
+
+    def var(self, port: str) -> AddrVar:
+        var = self.vars.get(port)
+        if var is None:
+            var = self.vars[port] = AddrVar(self.state(port))
+        return var
+
+
+class K8sNamer(Namer):
+    """The ``io.l5d.k8s`` namer (``namespace`` set: ``io.l5d.k8s.ns``)."""
+
+    def __init__(
+        self, api: KubeApi, prefix: Path, label_selector: Optional[str] = None, namespace: Optional[str] = None,
+        slices: bool = False, max_services: int = MAX_SERVICES, rng: Optional[random.Random] = None,
+    ) -> None:
+        self.api = api
+        self.prefix = prefix
+        self.label = label_selector
+        self.namespace = namespace
+        self.slices = slices
+        self.max_services = max_services
+        self.rng = rng or random.Random()
+        self.version = 0
+        self._services: "OrderedDict[Tuple[str, str, Optional[str]], _Service]" = OrderedDict()
+        self._nursery: Optional[trio.Nursery] = None
+
+    # === lookup ===
+
+    def lookup(self, path: Path) -> NameTree:
+        width = (2 if self.namespace is not None else 3) + (1 if self.label else 0)
+        elems = path.utf8_elems()
+        if len(elems) < width:
+            return Neg
+        head = [e.lower() for e in elems[:width]]
+        if self.namespace is not None:
+            ns, port, name = self.namespace, head[0], head[1]
+        else:
+            ns, port, name = head[0], head[1], head[2]
+        label = f"{self.label}={head[-1]}" if self.label else None
+        svc = self._service(ns, name, label)
+        if port.isdigit() and svc.service_watch is None:
+            self._watch_service(svc)
+        if not svc.endpoints_ready.is_set():
+            raise NamePending(f"waiting for Kubernetes to answer for the endpoints of {svc.what}", svc.endpoints_ready)
+        if port.isdigit() and not svc.service_ready.is_set():
+            raise NamePending(f"waiting for Kubernetes to answer for the service {svc.what}", svc.service_ready)
+        var = svc.var(port)
+        if var.value is ADDR_NEG:
+            return Neg
+        return Leaf(Bound(self.prefix + Path.utf8(*head), path.drop(width), var))
+
+    def address_set(self, ns: str, port: str, name: str) -> AddrVar:
+        """The live address set of one service port (a DaemonSet's, for the gateway transformer):
+        ``ADDR_NEG`` while the service or port does not exist. Raises ``NamePending`` until known."""
+        svc = self._service(ns.lower(), name.lower(), None)
+        port = port.lower()
+        if port.isdigit() and svc.service_watch is None:
+            self._watch_service(svc)
+        if not svc.endpoints_ready.is_set():
+            raise NamePending(f"waiting for Kubernetes to answer for the endpoints of {svc.what}", svc.endpoints_ready)
+        if port.isdigit() and not svc.service_ready.is_set():
+            raise NamePending(f"waiting for Kubernetes to answer for the service {svc.what}", svc.service_ready)
+        return svc.var(port)
+
+    def _service(self, ns: str, name: str, label: Optional[str]) -> _Service:
+        key = (ns, name, label)
+        svc = self._services.get(key)
+        if svc is not None:
+            self._services.move_to_end(key)
+            return svc
+        svc = self._services[key] = _Service(self, ns, name, label)
+        self._start(svc)
+        if len(self._services) > self.max_services:
+            for old_key, old in list(self._services.items()):
+                if len(self._services) <= self.max_services:
+                    break
+                if old is not svc and not old.observed():
+                    old.scope.cancel()
+                    del self._services[old_key]
+        return svc
+
+    def _start(self, svc: _Service) -> None:
+        params = {}
+        if self.slices:
+            path = f"/apis/discovery.k8s.io/v1/namespaces/{svc.ns}/endpointslices"
+            selector = f"kubernetes.io/service-name={svc.name}"
+            params["labelSelector"] = f"{selector},{svc.label}" if svc.label else selector
+        else:
+            path = f"/api/v1/namespaces/{svc.ns}/endpoints"
+            params["fieldSelector"] = f"metadata.name={svc.name}"
+            if svc.label:
+                params["labelSelector"] = svc.label
+        svc.endpoints_watch = Watch(self.api, path, params, svc.on_endpoints, f"endpoints {svc.what}", self.rng)
+        self._spawn(svc, svc.endpoints_watch)
+
+    def _watch_service(self, svc: _Service) -> None:
+        params = {"fieldSelector": f"metadata.name={svc.name}"}
+        svc.service_watch = Watch(self.api, f"/api/v1/namespaces/{svc.ns}/services", params, svc.on_service, f"service {svc.what}", self.rng)
+        self._spawn(svc, svc.service_watch)
+
+    def _spawn(self, svc: _Service, watch: Watch) -> None:
+        if self._nursery is None:
+            return  # not running (offline tools): the name stays pending
+
+        async def run() -> None:
+            with svc.scope:
+                await watch.run()
+
+        self._nursery.start_soon(run)
+
+    # === running ===
+
+    async def run(self, *, task_status: "trio.TaskStatus[None]" = trio.TASK_STATUS_IGNORED) -> None:
+        """Runs the watches (started by lookups) until cancelled."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for svc in list(self._services.values()):  # looked up before the namer ran
+                    for w in (svc.endpoints_watch, svc.service_watch):
+                        if w is not None:
+                            self._spawn(svc, w)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+
+    # === what admin and metrics read ===
+
+    def _watches(self) -> Iterator[Tuple[_Service, str, Watch]]:
+        for svc in list(self._services.values()):
+            if svc.endpoints_watch is not None:
+                yield svc, "endpoints", svc.endpoints_watch
+            if svc.service_watch is not None:
+                yield svc, "portMappings", svc.service_watch
+
+    def state_json(self) -> Dict[str, Any]:
+        """Linkerd's ``/namer_state/io.l5d.k8s.json``: per watched service, its state and its watch."""
+        out: Dict[str, Dict[str, Any]] = {"endpoints": {}, "portMappings": {}}
+        for svc, kind, w in self._watches():
+            key = f"{svc.ns}/{svc.name}" + (f":{svc.label}" if svc.label else "")
+            if kind == "endpoints":
+                state: Any = {port: _addr_json(v.value) for port, v in svc.vars.items()}
+            else:
+                state = {str(k): v for k, v in svc.mappings.items()}
+            out[kind][key] = {"state": state, "watch": w.stats.to_json(), "problem": svc.problem}
+        return out
+
+    def metrics(self) -> List[Tuple[str, int]]:
+        """Counters of all the namer's watches (``namer/#/<prefix>/<name>``)."""
+        names = ("lists", "streams", "resumes", "gone", "errors", "events", "dropped")
+        totals = dict.fromkeys(names, 0)
+        connected = 0
+        for _, _, w in self._watches():
+            for n in names:
+                totals[n] += getattr(w.stats, n)
+            connected += w.stats.connected
+        return [("watches", len(list(self._watches()))), ("watches_connected", connected)] + [(f"watch/{n}", v) for n, v in totals.items()]
+
+    def bound_names(self) -> List[str]:
+        """The ids of the names bound so far (``/bound-names.json``)."""
+        out = []
+        for svc in self._services.values():
+            for port, var in svc.vars.items():
+                if var.value is not ADDR_NEG:
+                    parts = [svc.ns, port, svc.name] if self.namespace is None else [port, svc.name]
+                    if svc.label:
+                        parts.append(svc.label.split("=", 1)[1])
+                    out.append((self.prefix + Path.utf8(*parts)).show)
+        return out
+
+
+def _addr_json(addr: object) -> Any:
+    if isinstance(addr, AddrBound):
+        return [f"{a.host}:{a.port}" for a in addr.addresses]
+    return getattr(addr, "kind", str(addr))
