@@ -31,9 +31,9 @@ BUILT: Mapping[str, FrozenSet[str]] = {
     "protocol": frozenset({"http"}),
     "namer": frozenset({"io.l5d.fs", "io.l5d.k8s", "io.l5d.k8s.ns"}),
     "identifier": frozenset(
-        {"io.l5d.header.token", "io.l5d.methodAndHost", "io.l5d.path", "io.l5d.header", "io.l5d.static"}
+        {"io.l5d.header.token", "io.l5d.methodAndHost", "io.l5d.path", "io.l5d.header", "io.l5d.static", "io.l5d.ingress"}
     ),
-    "interpreter": frozenset({"default", "io.l5d.fs"}),
+    "interpreter": frozenset({"default", "io.l5d.fs", "io.l5d.k8s.configMap"}),
     # commonMetrics is a pre-0.9 no-op (its job is built in), so there is nothing to build.
     "telemeter": frozenset({"io.l5d.commonMetrics", "io.l5d.prometheus", "io.l5d.recentRequests", "io.l5d.zipkin"}),
     "loadBalancer": frozenset({"p2c", "ewma", "roundRobin", "heap"}),

@@ -11,9 +11,9 @@ case-insensitive name) and never touch sockets.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
-from ..errors import DtabError
+from ..errors import DtabError, NamePending
 from ..naming.path import Path
 from ..naming.system import java_split
 
@@ -32,6 +32,7 @@ __all__ = [
     "MethodAndHostIdentifier",
     "PathIdentifier",
     "StaticIdentifier",
+    "IngressIdentifier",
     "compose",
 ]
 
@@ -41,8 +42,8 @@ Text = Union[str, bytes]
 class RequestHead(Protocol):
     """What identifiers read from a request."""
 
-    method: str
-    target: str
+    method: Text  # the proxy's requests carry bytes, the conformance vectors' heads text
+    target: Text
     version: str  # "HTTP/1.1"
 
     def header(self, name: str) -> Optional[Text]:
@@ -157,13 +158,13 @@ class MethodAndHostIdentifier(Identifier):
             host = head.header("Host")
             if not host:
                 return Unidentified("HTTP/1.1 request missing hostname")
-            name = Path.utf8("1.1", head.method, _text(host).lower())
+            name = Path.utf8("1.1", _text(head.method), _text(host).lower())
         elif head.version == "HTTP/1.0":
-            name = Path.utf8("1.0", head.method)
+            name = Path.utf8("1.0", _text(head.method))
         else:
             return Unidentified(f"Unknown HTTP version {head.version}")
         if self.http_uri_in_dst:
-            name = name + Path.read(_uri_path(head.target))
+            name = name + Path.read(_uri_path(_text(head.target)))
         return Identified(self.dst_prefix + name)
 
 
@@ -176,7 +177,7 @@ class PathIdentifier(Identifier):
         self.consume = consume
 
     def identify(self, head: RequestHead) -> Identification:
-        target = head.target
+        target = _text(head.target)
         q = target.find("?")
         path, query = (target, "") if q < 0 else (target[:q], target[q:])
         parts = java_split(path, "/")[1:]
@@ -202,6 +203,34 @@ class StaticIdentifier(Identifier):
 
     def identify(self, head: RequestHead) -> Identification:
         return Identified(self.name)
+
+
+class IngressRules(Protocol):
+    """What the ingress identifier reads (``pyproxy.discovery.k8s.ingress.IngressRules``)."""
+
+    known: bool
+    ready: object  # waited on (``await ready.wait()``) while not known
+
+    def match(self, host: Optional[str], path: str) -> Optional[Tuple[str, str, str]]: ...
+
+
+class IngressIdentifier(Identifier):
+    """``io.l5d.ingress``: ``/<dstPrefix>/<namespace>/<service port>/<service name>`` of the Kubernetes
+    Ingress rule matching the request's host and path. Before the first answer of the Ingress
+    watch, identification raises :class:`~pyproxy.errors.NamePending` (the router waits)."""
+
+    def __init__(self, dst_prefix: Path, rules: IngressRules) -> None:
+        super().__init__(dst_prefix)
+        self.rules = rules
+
+    def identify(self, head: RequestHead) -> Identification:
+        if not self.rules.known:
+            raise NamePending("waiting for the Kubernetes Ingress resources", self.rules.ready)
+        host = head.header("Host")
+        found = self.rules.match(_text(host) if host else None, _uri_path(_text(head.target)))
+        if found is None:
+            return Unidentified("no ingress rule matches")
+        return Identified(self.dst_prefix + Path.utf8(*found))
 
 
 def compose(identifiers: Sequence[Identifier], head: RequestHead) -> Identification:

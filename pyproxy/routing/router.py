@@ -164,6 +164,18 @@ class Router:
         if self.dtab_pending is not None:
             raise RouteError(503, f"exceeded {self.params.binding_timeout:g} seconds binding {dst.show}: {self.dtab_problem}")
 
+    async def _identify(self, req: Request) -> Any:
+        """The identifiers' answer, waiting while one (Ingress rules) is still learning (``bindingTimeoutMs``)."""
+        deadline = trio.current_time() + self.params.binding_timeout
+        while True:
+            try:
+                return compose(self.params.identifiers, req)
+            except NamePending as pending:
+                with trio.move_on_at(deadline):
+                    await pending.ready.wait()  # type: ignore[attr-defined]
+                    continue
+                raise RouteError(503, f"exceeded {self.params.binding_timeout:g} seconds identifying the request: {pending}") from None
+
     async def _bind_when_known(self, local: Dtab, dst: Path) -> NameTree:
         """:meth:`bind`, waiting while a namer is still learning a name (up to ``bindingTimeoutMs``)."""
         deadline = trio.current_time() + self.params.binding_timeout
@@ -234,7 +246,7 @@ class Router:
             scheme = _to_origin_form(req)
         try:
             fields, local, trace, deadline, via, ctx = self._context(req, edge, rules)
-            ident = compose(self.params.identifiers, req)
+            ident = await self._identify(req)
             if not isinstance(ident, Identified):
                 raise RouteError(400, f"Unknown destination: {req.method.decode('latin-1')} {req.target.decode('latin-1')} / {ident.reason}")
             dst = ident.dst

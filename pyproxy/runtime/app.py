@@ -30,6 +30,7 @@ from ..routing.identifiers import (
     MethodAndHostIdentifier,
     PathIdentifier,
     StaticIdentifier,
+    IngressIdentifier,
 )
 from ..discovery.interpreters.dtabfile import DtabFile
 from ..discovery.namers.fs import FsNamer
@@ -59,8 +60,9 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_IDLE_TIMEOUT = 300.0
 
 
-def build_identifiers(router_cfg: Any, dst_prefix: Path) -> List[Identifier]:
-    """The identifiers of an HTTP router (``identifier`` may be one object or a list)."""
+def build_identifiers(router_cfg: Any, dst_prefix: Path, discovery: Optional["Discovery"] = None) -> List[Identifier]:
+    """The identifiers of an HTTP router (``identifier`` may be one object or a list); ``discovery``
+    makes the Kubernetes Ingress rules ``io.l5d.ingress`` reads."""
     cfg = router_cfg.identifier
     items = [] if cfg is None else (list(cfg) if isinstance(cfg, (list, tuple)) else [cfg])
     if not items:
@@ -78,6 +80,8 @@ def build_identifiers(router_cfg: Any, dst_prefix: Path) -> List[Identifier]:
             out.append(HeaderPathIdentifier(dst_prefix, it.header))
         elif kind == "io.l5d.static":
             out.append(StaticIdentifier(dst_prefix, Path.read(it.path)))
+        elif kind == "io.l5d.ingress" and discovery is not None:
+            out.append(IngressIdentifier(dst_prefix, discovery.ingress_rules(it)))
         else:
             raise ConfigError(f"identifier {kind} is known but not built yet")
     return out
@@ -154,7 +158,7 @@ class App:
         params = RouterParams(
             label=rc.label,
             dtab=Dtab.read(rc.dtab),
-            identifiers=build_identifiers(rc, dst_prefix),
+            identifiers=build_identifiers(rc, dst_prefix, self.discovery),
             interpreter=self.discovery.interpreter(index, getattr(rc, "interpreter", None)),
             namer_versions=self.namer_versions,
             binding_timeout=rc.binding_timeout_ms / 1000.0,
@@ -178,6 +182,9 @@ class App:
             dtab_file = DtabFile(interpreter.dtab_file)
             self.dtab_files.append((dtab_file, router))
             self._apply_dtab_file(dtab_file, router, dtab_file.poll())
+        elif interpreter is not None and tag_of(interpreter)[1] == "io.l5d.k8s.configMap":
+            source = self.discovery.config_map_dtab(interpreter, router.use_dtab_file)
+            router.await_dtab_file(f"waiting for the dtab of {source.what}")
         for j, sc in enumerate(rc.servers):
             pseudonym = rc.label.encode("latin-1", "replace").replace(b" ", b"_")
             stamp = getattr(sc, "timestamp_header", None)

@@ -49,6 +49,8 @@ class Discovery:
         self._apis: Dict[Tuple[str, int, bool], "KubeApi"] = {}
         self._gateway_namers: Dict[Tuple[str, int], "K8sNamer"] = {}
         self._versioned: List[Namer] = []
+        self._ingresses: Dict[Tuple[Any, ...], Any] = {}
+        self._config_maps: List[Any] = []
         for i, n in enumerate(config.namers):
             self._add_namer(i, n)
 
@@ -104,8 +106,9 @@ class Discovery:
     # === interpreters ===
 
     def interpreter(self, router_index: int, cfg: Any) -> Any:
-        """A router's interpreter (``default`` or ``io.l5d.fs``: the configured namers; the dtab of
-        an ``io.l5d.fs`` interpreter is the router's business), with its transformers."""
+        """A router's interpreter (``default``, ``io.l5d.fs``, ``io.l5d.k8s.configMap``: the configured
+        namers; the dtab an interpreter reads from a file or a ConfigMap is the router's business),
+        with its transformers."""
         base = ConfiguredNamersInterpreter(self.namers, self.system)
         transformers = getattr(cfg, "transformers", ()) if cfg is not None else ()
         if not transformers:
@@ -157,6 +160,25 @@ class Discovery:
 
     # === running ===
 
+    def ingress_rules(self, cfg: Any) -> Any:
+        """The Ingress rules an ``io.l5d.ingress`` identifier reads (one watch per distinct setup)."""
+        from ..discovery.k8s.ingress import IngressRules
+
+        key = (cfg.host, cfg.port, cfg.namespace, cfg.ingress_class_annotation, cfg.ignore_default_backends)
+        rules = self._ingresses.get(key)
+        if rules is None:
+            rules = self._ingresses[key] = IngressRules(self._api(cfg.host, cfg.port), cfg.namespace,
+                                                        cfg.ingress_class_annotation, cfg.ignore_default_backends)
+        return rules
+
+    def config_map_dtab(self, cfg: Any, on_dtab: Callable[[Any], None]) -> Any:
+        """The dtab source of an ``io.l5d.k8s.configMap`` interpreter (its changes go to ``on_dtab``)."""
+        from ..discovery.interpreters.configmap import ConfigMapDtab
+
+        source = ConfigMapDtab(self._api(cfg.host, cfg.port), cfg.namespace, cfg.name, cfg.filename, on_dtab)
+        self._config_maps.append(source)
+        return source
+
     async def aclose(self) -> None:
         for api in self._apis.values():
             await api.aclose()
@@ -165,6 +187,8 @@ class Discovery:
         """What must run for the namers to stay current (started with ``nursery.start``)."""
         out = [n.run for _, n in self.k8s_namers]
         out += [n.run for n in self._gateway_namers.values()]
+        out += [r.run for r in self._ingresses.values()]
+        out += [c.run for c in self._config_maps]
         return out
 
 

@@ -29,7 +29,7 @@ import trio
 
 from .api import KubeApi, KubeError
 
-__all__ = ["Watch", "WatchStats"]
+__all__ = ["Ready", "Watch", "WatchStats"]
 
 log = logging.getLogger("pyproxy.k8s")
 
@@ -37,6 +37,24 @@ log = logging.getLogger("pyproxy.k8s")
 BACKOFF_MIN, BACKOFF_MAX = 0.01, 10.0
 #: Server-side timeout asked of each watch stream (client-go picks 5-10 min); jittered by 10 %.
 STREAM_SECONDS = 300
+
+
+class Ready:
+    """Set once the first answer is known; whoever needs it (a router binding a name) waits on it."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
 
 
 class WatchStats:

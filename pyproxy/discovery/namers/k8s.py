@@ -34,7 +34,7 @@ from ...naming.path import Path
 from ...naming.tree import Leaf, NameTree, Neg
 from ..k8s.api import KubeApi
 from ..k8s.objects import ServiceEndpoints, port_mappings
-from ..k8s.watch import Watch
+from ..k8s.watch import Ready, Watch
 
 __all__ = ["K8sNamer", "MAX_SERVICES", "NODE_NAME"]
 
@@ -44,24 +44,6 @@ log = logging.getLogger("pyproxy.k8s")
 MAX_SERVICES = 10_000
 #: The address metadata key of the pod's node (Linkerd's ``Metadata.nodeName``).
 NODE_NAME = "nodeName"
-
-
-class Ready:
-    """Set once a service's first answer is known; routers wait on it."""
-
-    __slots__ = ("_event",)
-
-    def __init__(self) -> None:
-        self._event = trio.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    async def wait(self) -> None:
-        await self._event.wait()
 
 
 class _Service:
