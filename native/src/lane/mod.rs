@@ -35,12 +35,13 @@ pub mod event;
 pub mod head;
 pub mod pool;
 mod relay;
+mod timer;
 pub mod results;
 pub mod trace;
 mod upstream;
 
 pub use self::core::{BranchSpec, Core, ServerConfig, UnknownServer};
-pub use self::event::{BranchId, Env, Event};
+pub use self::event::{BranchId, Env, Event, Expired};
 
 use std::io::{self, Read, Write};
 
@@ -73,7 +74,11 @@ pub fn release_fd(sock: TcpStream) -> i32 {
 /// Stops at `WouldBlock`, or after a read shorter than asked: on a TCP socket that read emptied
 /// the receive queue, and new data will raise a new edge (saves an `EAGAIN` call per read). An
 /// error other than `WouldBlock` is returned.
-pub fn read_some(sock: &mut TcpStream, buf: &mut Vec<u8>, limit: usize) -> io::Result<(usize, bool)> {
+///
+/// `closing`: a readiness event said the peer closed its sending side. Its FIN may have come with
+/// the last bytes, and no later edge would tell: then a short read is not taken as drained, and
+/// reading goes on until the end of the stream (or `WouldBlock`, or the limit) is seen.
+pub fn read_some(sock: &mut TcpStream, buf: &mut Vec<u8>, limit: usize, closing: bool) -> io::Result<(usize, bool)> {
     let mut total = 0;
     let mut chunk = [0u8; 16 * 1024];
     while buf.len() < limit {
@@ -83,7 +88,7 @@ pub fn read_some(sock: &mut TcpStream, buf: &mut Vec<u8>, limit: usize) -> io::R
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
                 total += n;
-                if n < want {
+                if n < want && !closing {
                     return Ok((total, false));
                 }
             }
