@@ -43,6 +43,7 @@ from ..routing.policy import Policies
 from ..routing.router import Router, RouterParams, ServerRules
 from ..datapath.forwarder import Forwarder, Observers
 from ..datapath.server import TIMEOUT_RESPONSE, Server
+from ..datapath.stream import WRITE_TIMEOUT
 from ..telemetry import Telemetry
 from ..view import ProxyView
 
@@ -201,8 +202,10 @@ class App:
                 self._ports.get((index, j), sc.port),
                 rules,
                 max_concurrent=sc.max_concurrent_requests,
+                max_connections=sc.max_connections,
                 header_timeout=_ms(opts.read_timeout_ms) if opts and opts.read_timeout_ms else DEFAULT_HEADER_TIMEOUT,
                 idle_timeout=_ms(session.idle_time_ms) if session.idle_time_ms else DEFAULT_IDLE_TIMEOUT,
+                write_timeout=_ms(opts.write_timeout_ms) if opts and opts.write_timeout_ms else WRITE_TIMEOUT,
                 reuse_port=self._reuse_port or bool(opts and opts.reuse_port),
                 key=f"$.routers[{index}].servers[{j}]",
             )
@@ -219,8 +222,6 @@ class App:
         why = None
         if len(idents) != 1 or type(idents[0]) is not HeaderTokenIdentifier:
             why = "an identifier other than one io.l5d.header.token"
-        elif server.max_concurrent is not None:
-            why = "maxConcurrentRequests"
         elif server.rules.forwarded is not None:
             why = "addForwardedHeader"
         if why is not None:
@@ -229,7 +230,8 @@ class App:
         ident = idents[0].header.lower().encode("latin-1")
         p = router.params
         index = lane.add_server(
-            server, server.rules, ident, router.limits, p.stream_after, server.idle_timeout, server.header_timeout, TIMEOUT_RESPONSE
+            server, server.rules, ident, router.limits, p.stream_after, server.idle_timeout, server.header_timeout, TIMEOUT_RESPONSE,
+            write_timeout=server.write_timeout, max_concurrent=server.max_concurrent,
         )
         server.lane, server.lane_index = lane, index
         forwarder.use_route_table(lane, ident)
