@@ -11,11 +11,14 @@
 //! and where [`event::Event`]s go), and knows the lane's routes by the [`event::BranchId`]s it
 //! gave their branches. What the host is told:
 //!
-//! * [`Event::Handoff`]: a request the lane declines, with its connection and the bytes received
-//!   (the connection stays with the host until a request of it qualifies again);
+//! * [`Event::Handoff`]: a request the lane declines, with its connection, the bytes received and
+//!   whether the client closed its side (the connection stays with the host until a request of it
+//!   qualifies again); declined too: a request over `maxConcurrentRequests` (the lane's exchanges
+//!   and the host's requests together, [`Core::set_active`]) and one whose deadline already passed;
 //! * [`Event::Resume`]: a response the lane will not relay (5xx for classification and retries,
-//!   interim, close-delimited, unparsable), with both connections, so the host's exchange
-//!   continues where the lane stopped;
+//!   interim, close-delimited, unparsable), or an exchange whose deadline passed before its
+//!   response head ([`Expired`]: the attempt's, the request's), with both connections, so the
+//!   host's exchange continues where the lane stopped;
 //! * [`Event::Failed`]: an upstream the lane could not reach (a handoff of the request follows);
 //! * [`Event::Abandon`]: an exchange given up before its response (the client went away);
 //! * [`Event::Done`]: completed requests, summed per branch, listener and status at the end of
@@ -26,8 +29,14 @@
 //! [`core`] holds the event loop and the host's calls, [`connection`] a client connection,
 //! [`upstream`] an exchange with an upstream, [`relay`] the response body, [`pool`] the idle
 //! upstream connections, [`head`] the header rules, [`trace`] the trace ids and draws,
-//! [`results`] the summed results, and this module the socket helpers. `py/lane.rs` wraps the
-//! core for Python.
+//! [`results`] the summed results, `timer` the deadlines' timerfd, and this module the socket
+//! helpers. `py/lane.rs` wraps the core for Python.
+//!
+//! Every per-connection buffer is bounded: a client's received bytes by a head's worth between
+//! requests and `connection::READ_AHEAD` while one is in flight; its pending response by
+//! `relay::HIGH_WATER` plus one body read; an upstream's by a head's worth, then one body read.
+//! An emptied buffer gives back its capacity past 64 KiB, and [`Core::sweep`] gives back the unused
+//! tails of the slot tables and the pools' empty lists.
 
 mod connection;
 pub mod core;
