@@ -238,7 +238,7 @@ def start_pyproxy(
             + "routers:\n- protocol: http\n  label: bench\n"
             "  dtab: /svc => /#/io.l5d.fs; /srv => /#/io.l5d.fs; /host/world => /#/io.l5d.fs/world\n"
             + (f"  service: {{totalTimeoutMs: {total_timeout_ms}}}\n" if total_timeout_ms else "")
-            f"  servers:\n  - ip: 127.0.0.1\n    port: {port}\n"
+            + f"  servers:\n  - ip: 127.0.0.1\n    port: {port}\n"
             + (f"    maxConcurrentRequests: {max_concurrent}\n" if max_concurrent else "")
         )
     env = dict(os.environ, PYPROXY_IMPL=impl, PYPROXY_LANE="on" if lane else "off")
