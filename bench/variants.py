@@ -7,6 +7,10 @@ Variants (one nginx origin, wrk closed loop, medians over rounds, CPU from the p
 * ``telemetry``: the same with ``io.l5d.prometheus`` and ``io.l5d.recentRequests`` (sampleRate 0.25);
 * ``override``: ``plain`` with ``l5d-dtab: /host/world => /srv/world-v2;`` on every request (parsed
   overrides are cached, so this measures the per-request cost of carrying one);
+* ``totalTimeoutMs``: ``plain`` with ``service.totalTimeoutMs: 10000`` on the router (every request
+  has a deadline: the lane computes and forwards it and arms its timer);
+* ``maxConcurrentRequests``: ``plain`` with ``maxConcurrentRequests: 1000`` on the server (the lane
+  serves it, counting its requests in flight with Python's);
 * ``2 workers``: ``plain`` with ``--workers 2`` (the proxy then has both cores; wrk and the origin
   are not pinned away from it, so its requests/s gain is what two cores shared with the load give).
 
@@ -58,6 +62,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             procs.append(proc)
             plan[name] = (proc, port, host)
         plan["override"] = (plan["plain"][0], plan["plain"][1], override)
+        port = free_port()
+        procs.append(start_pyproxy("native", origin, port, tmp, 0, total_timeout_ms=10000))
+        plan["totalTimeoutMs"] = (procs[-1], port, host)
+        port = free_port()
+        procs.append(start_pyproxy("native", origin, port, tmp, 0, max_concurrent=1000))
+        plan["maxConcurrentRequests"] = (procs[-1], port, host)
         for _, port, _ in plan.values():
             wait_port(port, 60)
         for name, (proc, port, hdrs) in plan.items():
@@ -85,6 +95,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("\n| ratio (same run) | value | goal |\n| --- | ---: | ---: |")
     print(f"| CPU/request, telemetry on vs off | {med['telemetry']['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x | <= 1.1x |")
     print(f"| CPU/request, l5d-dtab override vs none | {med['override']['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x | <= 1.2x |")
+    print(f"| CPU/request, totalTimeoutMs vs none | {med['totalTimeoutMs']['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x | <= 1.1x |")
+    print(f"| CPU/request, maxConcurrentRequests vs none | {med['maxConcurrentRequests']['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x | <= 1.05x |")
     print(f"| CPU/request, 2 workers vs 1, closed loop (cores shared with the load) | {med['2 workers']['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x | - |")
     one, two = (statistics.median(per_worker[k]) for k in ("1 worker", "2 workers"))
     rate = args.worker_rate

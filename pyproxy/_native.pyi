@@ -102,15 +102,22 @@ class Lane:
     def add_server(
         self, edge: bool, via: bytes, max_call_depth: int, ident: bytes, max_line: int, max_head: int,
         max_headers: int, stream_after: int, idle_timeout: float, header_timeout: float,
-        timeout_response: bytes, access_log: bool, timestamp_header: Optional[bytes],
+        timeout_response: bytes, access_log: bool, timestamp_header: Optional[bytes], write_timeout: float = 60.0,
+        max_concurrent: Optional[int] = None,
     ) -> int:
         """Registers a listener's rules; returns its index (the ``server`` of events and route keys)."""
+    def set_active(self, server: int, active: int) -> None:
+        """Python's requests in flight on listener ``server`` (its half of ``maxConcurrentRequests``)."""
+    def in_flight(self, server: int) -> int:
+        """The lane's exchanges in flight on listener ``server``."""
     def fileno(self) -> int:
         """The descriptor trio waits on (readable: something is ready)."""
     def install(
-        self, key: bytes, branches: Sequence[Tuple[float, Any, Balancer, Sequence[Tuple[int, str, int]], bytes]], ctx_block: bytes
+        self, key: bytes, branches: Sequence[Tuple[float, Any, Balancer, Sequence[Tuple[int, str, int]], bytes, Optional[float]]],
+        ctx_block: bytes, total_timeout: Optional[float] = None,
     ) -> bool:
-        """Installs a route of ``(weight, branch, balancer, [(slot, ip, port)], field block)``; False when an address is not an IP literal."""
+        """Installs a route of ``(weight, branch, balancer, [(slot, ip, port)], field block, attempt timeout)``
+        with its service's total timeout (seconds); False when an address is not an IP literal."""
     def clear_routes(self) -> None:
         """Forgets every route (exchanges in flight keep theirs)."""
     def routes(self) -> int:
@@ -130,14 +137,20 @@ class Lane:
     def close(self) -> None:
         """Closes everything (connections, pooled upstreams, routes); the events are dropped."""
     @staticmethod
+    def parse_deadline(values: Sequence[bytes]) -> Union[None, int, Tuple[int, int]]:
+        """The lane's reading of ``l5d-ctx-deadline`` values (``context.parse_deadline``'s twin); -1: declined."""
+    @staticmethod
+    def deadline_field(timestamp_ns: int, deadline_ns: int) -> bytes:
+        """The ``l5d-ctx-deadline`` field the lane writes."""
+    @staticmethod
     def bucket_key(v: float) -> Optional[int]:
         """The histogram bucket of ``v`` as the lane sums latencies (``metrics.histogram.bucket_key``'s twin)."""
     @staticmethod
     def scan(
         head: bytes, server: int, edge: bool, via: bytes, max_call_depth: int, ident: bytes, route_block: bytes,
         trace: bytes, reqid: bytes, ctx_block: bytes, stream_after: int, stamp_block: bytes,
-    ) -> Optional[Tuple[bytes, Optional[Tuple[int, int, int, int]], bytes]]:
-        """The lane's request rules on one head: None when declined, else ``(key, parent trace, forwarded head)``."""
+    ) -> Optional[Tuple[bytes, Optional[Tuple[int, int, int, int]], Optional[Tuple[int, int]], bytes]]:
+        """The lane's request rules on one head: None when declined, else ``(key, parent trace, deadline, forwarded head)``."""
     @staticmethod
     def relay_head(
         head: bytes, head_request: bool, keep_down: bool, req_minor: int, edge: bool, via: bytes
@@ -150,6 +163,7 @@ class LaneHandoff:
     server: int
     fd: int
     received: bytes
+    eof: bool
 
 class LaneDone:
     """Requests completed on one branch and listener with one status, summed (latencies in ms)."""
@@ -164,7 +178,8 @@ class LaneDone:
     seconds: List[Tuple[int, int]]
 
 class LaneResume:
-    """A response the lane will not relay: Python continues the exchange with both connections."""
+    """A response the lane will not relay (or a deadline passed before it: ``expired``, ``attempt.EXPIRED_*``):
+    Python continues the exchange with both connections."""
 
     branch: Any
     server: int
@@ -176,6 +191,8 @@ class LaneResume:
     up_fd: int
     up_buf: bytes
     up_eof: bool
+    up_error: int
+    expired: int
 
 class LaneFailed:
     """The upstream could not be reached; a ``LaneHandoff`` of the request follows."""

@@ -24,7 +24,6 @@ import msgspec
 import pytest
 
 from pyproxy import config as C
-from pyproxy.config.base import tag_of
 from pyproxy.config.root import BUILT, REFUSED, SATISFIED
 
 ROOT = Path(__file__).resolve().parents[1]

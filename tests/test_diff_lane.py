@@ -4,11 +4,12 @@ The lane (``native/src/lane/head.rs``) decides per request whether it may forwar
 sends, and per response whether it relays it and with which head. Its twin is the trio path, so the
 reference here is built from the very functions that path runs: ``headers.scan_request``, the
 router's ``Via`` loop rule, ``TraceId.from_header``, ``lane.route_key``,
-``http1.serialize_request_head`` for requests; ``exchange._response_fields`` and
-``http1.serialize_response_head`` for responses. Heads are generated from a small vocabulary that
+``http1.serialize_request_head`` for requests (``context.parse_deadline`` and ``format_deadline``
+for ``l5d-ctx-deadline``); ``exchange._response_fields`` and ``http1.serialize_response_head`` for
+responses. Heads are generated from a small vocabulary that
 forces the interesting collisions: hop-by-hop fields, ``Connection`` nominations (of protected and
 ``l5d-*`` fields too), every context field in mixed case and the ``l5d_`` spelling, ``Via`` loops,
-framing fields.
+framing fields, ``x-forwarded-client-cert`` (never forwarded), deadlines valid, invalid and past 64 bits.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from hypothesis import strategies as st
 from pyproxy import _impl
 from pyproxy.http import headers as h
 from pyproxy.resilience.classify import SUCCESS, Classifier
-from pyproxy.http.context import TraceId
+from pyproxy.http.context import TraceId, format_deadline, parse_deadline
 from pyproxy.errors import RemoteProtocolError
 from pyproxy.datapath.exchange import _response_fields
 from pyproxy.http.message import Request, Response, serialize_request_head, serialize_response_head
@@ -58,7 +59,9 @@ REQUEST_FIELDS = st.one_of(
     st.tuples(_case("l5d-dtab"), st.sampled_from(["/a=>/b", "/c => /d;/e=>/f"])),
     st.tuples(_case("l5d-ctx-dtab"), st.sampled_from(["/x=>/y", "/a=>/b"])),
     st.tuples(_case("l5d-ctx-trace"), st.sampled_from([GOOD_TRACE.decode(), "not-base64", base64.b64encode(b"short").decode()])),
-    st.tuples(st.sampled_from(["l5d-ctx-deadline", "l5d-sample", "l5d-reqid", "l5d-dst-service", "l5d_dtab", "l5d-foo", "L5d-Bar"]), st.just("1")),
+    st.tuples(st.sampled_from(["l5d-sample", "l5d-reqid", "l5d-dst-service", "l5d_dtab", "l5d-foo", "L5d-Bar"]), st.just("1")),
+    st.tuples(_case("l5d-ctx-deadline"), st.sampled_from(["1", "5 100", "7 90", "x 9", "1 2 3", "3\t50", "1 18446744073709551616", "1 18446744073709551615"])),
+    st.tuples(_case("X-Forwarded-Client-Cert"), st.sampled_from(["Hash=abc;Subject=\"CN=x\"", ""])),
     st.tuples(st.sampled_from(["Keep-Alive", "TE", "Upgrade", "Proxy-Connection", "Trailer", "Expect"]), st.sampled_from(["x", "100-continue"])),
     st.tuples(_case("Content-Length"), st.sampled_from(["0", "5", "5121"])),
     st.tuples(st.just("Transfer-Encoding"), st.just("chunked")),
@@ -93,8 +96,11 @@ def trio_path_request(
     if req.content_length > STREAM_AFTER or req.chunked or req.expect_continue or not req.target.startswith(b"/"):
         return None
     kept, ctx, via_values = h.scan_request(req.headers, req.connection, edge=edge)
-    if h.CTX_DEADLINE in ctx or h.SAMPLE in ctx:
+    if h.SAMPLE in ctx:
         return None
+    deadline = parse_deadline(ctx.get(h.CTX_DEADLINE, ()))
+    if _too_large(ctx.get(h.CTX_DEADLINE, ())):
+        return None  # the lane declines a deadline it cannot hold in 64 bits
     via = [e.strip() for v in via_values for e in v.split(b",") if e.strip()]
     if len(via) > max_depth or VIA in via:
         return None  # the router answers 400
@@ -114,7 +120,37 @@ def trio_path_request(
         fields.append((b"Content-Length", b"%d" % req.content_length))
     key = route_key(server, value, ctx.get(h.CTX_DTAB, ()), ctx.get(h.DTAB, ()))
     p = (parent.span_id, parent.parent_id, parent.trace_id, parent.flags) if parent else None
-    return key, p, serialize_request_head(req.method, req.target, req.minor, fields)
+    return key, p, deadline, serialize_request_head(req.method, req.target, req.minor, fields)
+
+
+def _too_large(values: List[bytes]) -> bool:
+    """A valid ``l5d-ctx-deadline`` value (two runs of digits) with a number past 64 bits."""
+    return any(len(p) == 2 and all(x.isdigit() for x in p) and max(int(x) for x in p) >= 2**64 for p in (v.split() for v in values))
+
+
+DEADLINE_VALUES = st.lists(
+    st.one_of(
+        st.tuples(st.integers(0, 2**64 + 5), st.integers(0, 2**64 + 5)).map(lambda t: b"%d %d" % t),
+        st.tuples(st.integers(0, 50), st.integers(0, 50)).map(lambda t: b"%d %d" % t),
+        st.lists(st.sampled_from([b"1", b"22", b" ", b"\t", b"\x0b", b"\x0c", b"x", b"-3", b"+4", b"007", b"\xd9\xa3"]), max_size=6).map(b"".join),
+    ),
+    max_size=5,
+)
+
+
+@settings(deadline=None)
+@given(DEADLINE_VALUES)
+def test_the_lane_reads_deadlines_as_parse_deadline(values: List[bytes]) -> None:
+    got = _impl.Lane.parse_deadline(values)
+    if _too_large(values):
+        assert got == -1  # the lane declines such a request: the trio path serves it
+    else:
+        assert got == parse_deadline(values)
+
+
+@given(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+def test_the_lane_writes_deadlines_as_format_deadline(ts: int, dl: int) -> None:
+    assert _impl.Lane.deadline_field(ts, dl) == b"l5d-ctx-deadline: " + format_deadline(ts, dl) + b"\r\n"
 
 
 # Five times the profile's examples: most generated heads are refused by the parser or declined.

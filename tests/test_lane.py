@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -686,3 +687,369 @@ def test_a_retried_request_keeps_its_body(env: Env) -> None:
             assert r.status == 200 and got["body_head"] == body.decode()
     finally:
         c.close()
+
+
+# === faults and limits: the lane on and the trio path alone, byte for byte ===
+
+
+class Pair:
+    """Two proxies with the same config, the lane on and off, in front of the same origins."""
+
+    def __init__(self) -> None:
+        self.root = tempfile.mkdtemp(prefix="pyproxy-pair-")
+        self.origin = Origin()
+        self.closer = _ClosingOrigin(reset=False)
+        self.resetter = _ClosingOrigin(reset=True)
+        for name, port in (("web", self.origin.port), ("closer", self.closer.port), ("resetter", self.resetter.port)):
+            with open(os.path.join(self.root, name), "w") as f:
+                f.write(f"127.0.0.1 {port}\n")
+        router = "- protocol: http\n  label: {label}\n  dtab: /svc => /#/io.l5d.fs\n{extra}  servers: [{{ip: 127.0.0.1, port: 0{server}}}]\n"
+        routers = [
+            router.format(label="plain", extra="", server=""),
+            router.format(label="total", extra="  service: {totalTimeoutMs: 200}\n", server=""),
+            router.format(label="attempt", extra="  client: {requestAttemptTimeoutMs: 200}\n", server=""),
+            router.format(
+                label="retried",
+                extra="  client: {requestAttemptTimeoutMs: 150}\n"
+                "  service: {totalTimeoutMs: 1000, responseClassifier: {kind: io.l5d.http.retryableRead5XX},"
+                " retries: {budget: {minRetriesPerSec: 100, percentCanRetry: 1.0}}}\n",
+                server="",
+            ),
+            router.format(
+                label="capped", extra="",
+                server=", maxConcurrentRequests: 1, maxConnections: 3, socketOptions: {writeTimeoutMs: 300}",
+            ),
+        ]
+        config = f"admin: {{ip: 127.0.0.1, port: 0}}\nnamers:\n- {{kind: io.l5d.fs, rootDir: {self.root}}}\nrouters:\n" + "".join(routers)
+        self.proxies: Dict[str, ProxyProcess] = {}
+        try:
+            for mode in ("on", "off"):
+                self.proxies[mode] = ProxyProcess(config, "native", extra_env={"PYPROXY_LANE": mode})
+        except Exception:
+            self.close()
+            raise
+
+    def warm(self, mode: str, label: str, host: str = "web") -> None:
+        """One request through Python: it installs the route, so the next connections are the lane's."""
+        raw(self.proxies[mode].addr(label), b"GET /text/warm HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host.encode())
+
+    def metric(self, mode: str, name: str) -> float:
+        return admin_json(self.proxies[mode], "/admin/metrics.json").get(name, 0)  # type: ignore[no-any-return]
+
+    def wait_metric(self, mode: str, name: str, want: float, seconds: float = 10.0) -> float:
+        deadline = time.monotonic() + seconds
+        while True:
+            got = self.metric(mode, name)
+            if got == want or time.monotonic() > deadline:
+                return got
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        for p in self.proxies.values():
+            p.stop()
+        for o in (self.origin, self.closer, self.resetter):
+            o.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class _ClosingOrigin:
+    """An origin that reads each request and closes the connection without answering: with a FIN,
+    or (``reset``) with a reset."""
+
+    def __init__(self, reset: bool) -> None:
+        import threading
+
+        self.reset = reset
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.hits = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import struct
+
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.settimeout(5)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.hits += 1
+                if self.reset:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[Pair]:
+    p = Pair()
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def _normal(response: bytes) -> bytes:
+    """A response without the origin's ``Date`` (the one field that differs between two runs)."""
+    return b"\r\n".join(line for line in response.split(b"\r\n") if not line.lower().startswith(b"date:"))
+
+
+def _statuses(response: bytes) -> List[int]:
+    import re
+
+    return [int(m) for m in re.findall(rb"HTTP/1\.[01] (\d{3}) ", response)]
+
+
+EOF_CASES = {
+    "a partial head": (b"GET /text/x HTT", [400]),
+    "a whole request": (b"GET /text/x HTTP/1.1\r\nHost: web\r\n\r\n", [200]),
+    "pipelined requests": (b"GET /text/x HTTP/1.1\r\nHost: web\r\n\r\nGET /text/y HTTP/1.1\r\nHost: web\r\n\r\n", [200, 200]),
+    "a small body cut short": (b"POST /echo HTTP/1.1\r\nHost: web\r\nContent-Length: 10\r\n\r\nabc", None),
+}
+
+
+@pytest.mark.parametrize("case", list(EOF_CASES))
+def test_a_half_close_in_every_state_gets_the_trio_paths_answer_at_once(pair: Pair, case: str) -> None:
+    """The client's FIN comes with its last bytes: the lane sees it (no timeout waits), and answers
+    or hands over exactly as the trio path: 400 for a head cut short, the responses then the close
+    for whole requests."""
+    data, statuses = EOF_CASES[case]
+    got = {}
+    for mode in ("on", "off"):
+        pair.warm(mode, "plain")
+        before = pair.metric(mode, "lane/requests") + pair.metric(mode, "lane/handoffs")
+        t0 = time.monotonic()
+        got[mode] = _normal(raw(pair.proxies[mode].addr("plain"), data, half_close=True, timeout=8))
+        assert time.monotonic() - t0 < 4, f"{mode}: answered and closed at once, not after a timeout"
+        if mode == "on":
+            assert pair.metric(mode, "lane/requests") + pair.metric(mode, "lane/handoffs") > before  # the lane had it
+    assert got["on"] == got["off"]
+    if statuses is not None:
+        assert _statuses(got["on"]) == statuses
+    else:
+        assert got["on"] == b"" or _statuses(got["on"])[0] in (400, 502)
+
+
+def test_a_client_that_never_reads_is_closed_after_the_write_timeout(pair: Pair) -> None:
+    """socketOptions.writeTimeoutMs: a response the client stops taking fails its connection (and
+    the upstream's), the lane's as the trio path's; the balancer is left with nothing pending."""
+    size = 200_000_000
+    for mode in ("on", "off"):
+        proxy = pair.proxies[mode]
+        pair.warm(mode, "capped")
+        before = pair.metric(mode, "lane/requests")
+        server = f"rt/capped/server/127.0.0.1/{proxy.addr('capped')[1]}/connections"
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 14)
+        s.settimeout(10)
+        try:
+            s.connect(proxy.addr("capped"))
+            s.sendall(b"GET /size/%d HTTP/1.1\r\nHost: web\r\n\r\n" % size)
+            assert pair.wait_metric(mode, server, 1) == 1
+            assert pair.wait_metric(mode, server, 0) == 0, f"{mode}: the stalled connection is closed"
+            got = 0
+            try:
+                while True:
+                    chunk = s.recv(1 << 16)
+                    if not chunk:
+                        break
+                    got += len(chunk)
+            except (ConnectionResetError, socket.timeout):
+                pass
+            assert got < size
+        finally:
+            s.close()
+        assert pair.wait_metric(mode, "rt/capped/client/#/io.l5d.fs/web/pending", 0) == 0
+        if mode == "on":
+            assert pair.metric(mode, "lane/requests") == before + 1  # the lane relayed it, then closed it
+
+
+def test_max_connections_closes_the_excess_at_once(pair: Pair) -> None:
+    """maxConnections (a pyproxy extension) counts the connections of both paths; one more is
+    closed before anything is read from it."""
+    for mode in ("on", "off"):
+        proxy = pair.proxies[mode]
+        pair.warm(mode, "capped")
+        server = f"rt/capped/server/127.0.0.1/{proxy.addr('capped')[1]}/connections"
+        assert pair.wait_metric(mode, server, 0) == 0
+        held = [http.client.HTTPConnection(*proxy.addr("capped"), timeout=10) for _ in range(3)]
+        try:
+            for c in held:
+                assert exchange(c, "/text/held", "web")[2] == b"held"
+            assert pair.wait_metric(mode, server, 3) == 3
+            extra = socket.create_connection(proxy.addr("capped"), timeout=10)
+            try:
+                try:
+                    extra.sendall(b"GET /text/x HTTP/1.1\r\nHost: web\r\n\r\n")
+                    assert extra.recv(100) == b"", mode
+                except ConnectionResetError:
+                    pass
+            finally:
+                extra.close()
+            held.pop().close()
+            assert pair.wait_metric(mode, server, 2) == 2
+            assert raw(proxy.addr("capped"), b"GET /text/again HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n").endswith(b"again")
+        finally:
+            for c in held:
+                c.close()
+
+
+def test_max_concurrent_requests_counts_the_requests_of_both_paths(pair: Pair) -> None:
+    """maxConcurrentRequests is shared: a request in flight in the lane or in Python counts, and the
+    one over the cap gets Python's 503 either way."""
+    answers = {}
+    for mode in ("on", "off"):
+        proxy = pair.proxies[mode]
+        pair.warm(mode, "capped")
+        for busy_header in (b"", b"l5d-sample: 1\r\n"):  # the lane serves the first, Python the second
+            before = pair.metric(mode, "lane/requests")
+            hits = pair.origin.hits
+            slow = socket.create_connection(proxy.addr("capped"), timeout=10)
+            try:
+                slow.sendall(b"GET /slow/800 HTTP/1.1\r\nHost: web\r\nConnection: close\r\n%s\r\n" % busy_header)
+                deadline = time.monotonic() + 10
+                while pair.origin.hits == hits and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                over = raw(proxy.addr("capped"), b"GET /text/over HTTP/1.1\r\nHost: web\r\n\r\n")
+                answers[(mode, busy_header)] = over
+                assert _statuses(over) == [503] and b"max concurrent requests exceeded" in over
+                assert _statuses(_read_to_close(slow)) == [200]
+            finally:
+                slow.close()
+            if mode == "on":
+                assert pair.metric(mode, "lane/requests") - before == (1 if not busy_header else 0)
+    for busy_header in (b"", b"l5d-sample: 1\r\n"):
+        assert answers[("on", busy_header)] == answers[("off", busy_header)]
+
+
+def _answer(pair: Pair, mode: str, label: str, path: str, headers: bytes = b"") -> Tuple[int, Dict[str, str], bytes]:
+    data = b"GET %s HTTP/1.1\r\nHost: web\r\nConnection: close\r\n%s\r\n" % (path.encode(), headers)
+    return split_response(raw(pair.proxies[mode].addr(label), data))
+
+
+@pytest.mark.parametrize("label", ["total", "attempt"])
+def test_timeouts_answer_as_the_trio_path(pair: Pair, label: str) -> None:
+    """totalTimeoutMs and requestAttemptTimeoutMs with the lane: it hands the exchange over when the
+    deadline passes, and Python answers the trio path's 503 (same status, body, l5d-err)."""
+    got = {}
+    for mode in ("on", "off"):
+        pair.warm(mode, label)
+        before = pair.metric(mode, "lane/resumes")
+        status, headers, body = _answer(pair, mode, label, "/slow/1000")
+        got[mode] = (status, body, headers.get("l5d-err"))
+        if mode == "on":
+            assert pair.metric(mode, "lane/resumes") == before + 1, "the lane began it and handed it over"
+        assert pair.wait_metric(mode, f"rt/{label}/client/#/io.l5d.fs/web/pending", 0) == 0
+    assert got["on"] == got["off"]
+    assert got["on"][0] == 503
+    want = b"exceeded 0.2 seconds (totalTimeoutMs)" if label == "total" else b"exceeded 0.2 seconds waiting for a response"
+    assert want in got["on"][1]
+
+
+def test_retries_after_an_attempt_timeout_happen_with_the_lane(pair: Pair) -> None:
+    got = {}
+    for mode in ("on", "off"):
+        pair.warm(mode, "retried")
+        before_resumes, hits = pair.metric(mode, "lane/resumes"), pair.origin.hits
+        status, headers, body = _answer(pair, mode, "retried", "/slow/400")
+        got[mode] = (status, body, headers.get("l5d-err"))
+        assert pair.origin.hits - hits >= 3, f"{mode}: the attempts that timed out were retried"
+        if mode == "on":
+            assert pair.metric(mode, "lane/resumes") == before_resumes + 1
+        assert pair.wait_metric(mode, "rt/retried/client/#/io.l5d.fs/web/pending", 0) == 0
+    assert got["on"] == got["off"]
+    assert got["on"][0] == 503 and b"exceeded 1 seconds (totalTimeoutMs)" in got["on"][1]
+
+
+def test_deadlines_are_forwarded_as_the_trio_path_forwards_them(pair: Pair) -> None:
+    far = time.time_ns() + 60 * 10**9
+    for label, span in (("total", 200_000_000), ("plain", None)):
+        names = {}
+        for mode in ("on", "off"):
+            pair.warm(mode, label)
+            before = pair.metric(mode, "lane/requests")
+            status, _, body = _answer(pair, mode, label, "/echo", b"l5d-ctx-deadline: 5 %d\r\nX-Forwarded-Client-Cert: Hash=forged\r\n" % far)
+            assert status == 200
+            seen = echo_headers(body)
+            names[mode] = [k.lower() for k, _ in seen]
+            ts, dl = (int(x) for x in dict((k.lower(), v) for k, v in seen)["l5d-ctx-deadline"].split())
+            assert dl == (ts + span if span else far), (mode, label)
+            assert abs(ts - time.time_ns()) < 10 * 10**9
+            if mode == "on":
+                assert pair.metric(mode, "lane/requests") == before + 1, "the lane forwarded it"
+        assert names["on"] == names["off"]
+        assert names["on"][-2:] == ["l5d-ctx-deadline", "content-length"] or names["on"][-1] == "l5d-ctx-deadline"
+        assert "x-forwarded-client-cert" not in names["on"]
+
+
+def test_a_deadline_already_passed_is_answered_without_an_attempt(pair: Pair) -> None:
+    got = {}
+    for mode in ("on", "off"):
+        pair.warm(mode, "plain")
+        hits = pair.origin.hits
+        status, headers, body = _answer(pair, mode, "plain", "/text/late", b"l5d-ctx-deadline: 1 2\r\n")
+        got[mode] = (status, body, headers.get("l5d-err"))
+        assert pair.origin.hits == hits, "nothing was sent upstream"
+    assert got["on"] == got["off"]
+    assert got["on"][0] == 503 and b"l5d-ctx-deadline passed" in got["on"][1]
+
+
+@pytest.mark.parametrize("name", ["closer", "resetter"])
+def test_an_upstream_that_closes_before_responding_gets_the_trio_paths_answer(pair: Pair, name: str) -> None:
+    got = {}
+    for mode in ("on", "off"):
+        pair.warm(mode, "plain", host=name)  # its 502 installs the route
+        before = pair.metric(mode, "lane/resumes")
+        got[mode] = raw(pair.proxies[mode].addr("plain"), b"GET /x HTTP/1.1\r\nHost: %s\r\n\r\n" % name.encode())
+        if mode == "on":
+            assert pair.metric(mode, "lane/resumes") == before + 1
+    assert got["on"] == got["off"]
+    assert _statuses(got["on"]) == [502]
+    assert (b"connection closed before the response" if name == "closer" else b"connection lost") in got["on"]
+
+
+@pytest.mark.parametrize("lane", ["on", "off"])
+def test_drain_answers_the_pipelined_requests_already_received(lane: str) -> None:
+    """A graceful stop lets the request in flight finish and answers the requests already received
+    whole behind it (pipelined) before the connection closes, on both paths."""
+    origin = Origin()
+    try:
+        with one_router(origin.port, "web", "native", extra_env={"PYPROXY_LANE": lane}) as proxy:
+            addr = proxy.addr("http")
+            raw(addr, b"GET /text/warm HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n")
+            s = socket.create_connection(addr, timeout=10)
+            try:
+                hits = origin.hits
+                s.sendall(b"GET /slow/600 HTTP/1.1\r\nHost: web\r\n\r\nGET /text/two HTTP/1.1\r\nHost: web\r\n\r\n")
+                deadline = time.monotonic() + 10
+                while origin.hits == hits and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                served = admin_json(proxy, "/admin/metrics.json").get("lane/requests", 0)
+                os.killpg(proxy.proc.pid, signal.SIGTERM)
+                out = _read_to_close(s)
+            finally:
+                s.close()
+        assert _statuses(out) == [200, 200] and out.endswith(b"two")
+        assert served == 0  # in flight when the stop began (the lane's counts come at completion)
+    finally:
+        origin.close()

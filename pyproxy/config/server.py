@@ -74,6 +74,9 @@ class _Server(Base, kw_only=True):
     socket_options: Optional[SocketOptions] = None
     tls: Optional[ServerTls] = None
     max_concurrent_requests: Optional[PosInt] = None  # None: unlimited; excess rejected at once
+    # pyproxy extension (not in Linkerd 1.x): client connections held at most (None: unlimited); a
+    # connection accepted over the cap is closed at once, before anything is read from it
+    max_connections: Optional[PosInt] = None
     announce: Tuple[str, ...] = ()  # concrete names registered through the router's announcers
     clear_context: bool = False  # untrusted callers: drop every l5d-* header both ways
     server_session: Session = Session()

@@ -16,7 +16,8 @@ done as a failed request ("RequestTimeout"), one left for any other reason is ab
 connection not released is closed (its state is unknown). So no path, however it leaves, can leave
 an endpoint looking busy forever, which with p2c or Peak-EWMA would mean never picked again.
 
-:class:`Resume` is an attempt the lane made and handed over, with the request head as received.
+:class:`Resume` is an attempt the lane made and handed over, with the request head as received,
+and why the lane stopped when a deadline passed (``EXPIRED_*``, the lane's ``Expired``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,12 @@ if TYPE_CHECKING:
     from ..resilience.endpoint import Endpoint
     from .client import Client
 
-__all__ = ["Attempt", "Resume"]
+__all__ = ["Attempt", "Resume", "EXPIRED_NONE", "EXPIRED_CONNECT", "EXPIRED_ATTEMPT", "EXPIRED_REQUEST"]
+
+#: Why the lane handed an exchange over before its response head (``LaneResume.expired``): no
+#: deadline passed; ``requestAttemptTimeoutMs`` while connecting (nothing was sent); that timeout
+#: after the request was sent; the request's deadline (``totalTimeoutMs``, ``l5d-ctx-deadline``).
+EXPIRED_NONE, EXPIRED_CONNECT, EXPIRED_ATTEMPT, EXPIRED_REQUEST = range(4)
 
 
 class Attempt:
@@ -110,13 +116,24 @@ def _cancelled(exc: Optional[BaseException]) -> bool:
 
 class Resume:
     """An exchange the lane started and Python continues: its attempt (endpoint, upstream connection,
-    start time) and the request head as the client sent it."""
+    start time: when the request started, on the trio clock) and the request head as the client
+    sent it; ``expired``: which deadline passed (``EXPIRED_*``); ``up_error``: the errno that ended
+    the upstream connection (0: none, or a plain end of stream)."""
 
-    __slots__ = ("attempt", "head")
+    __slots__ = ("attempt", "head", "expired", "up_error")
 
-    def __init__(self, client: "Client", endpoint: "Endpoint", up: Conn, started: float, head: bytes) -> None:
+    def __init__(
+        self, client: "Client", endpoint: "Endpoint", up: Conn, started: float, head: bytes, expired: int = EXPIRED_NONE,
+        up_error: int = 0,
+    ) -> None:
         self.attempt = Attempt(client, endpoint, started, up)
         self.head = head
+        self.expired = expired
+        self.up_error = up_error
+
+    @property
+    def started(self) -> float:
+        return self.attempt.started
 
     @property
     def client(self) -> "Client":

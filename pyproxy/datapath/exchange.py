@@ -20,6 +20,7 @@ only when both messages were complete and framed; after any framing problem both
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import trio
@@ -30,7 +31,7 @@ from ..resilience.classify import RETRYABLE, SUCCESS
 from .client import NoEndpoints, PoolExhausted
 from ..errors import RemoteProtocolError
 from ..http.message import LAST_CHUNK, Response, encode_chunk, error_response, no_body_status, serialize_request_head, serialize_response_head
-from .attempt import Attempt
+from .attempt import EXPIRED_ATTEMPT, EXPIRED_CONNECT, EXPIRED_REQUEST, Attempt
 from .stream import CLOSE, FIXED, Body, Conn
 
 if TYPE_CHECKING:
@@ -97,19 +98,22 @@ class Exchange:
         self.success: Optional[bool] = None  # the relayed response's classification (None: we answered)
         self.last_endpoint: Optional["Endpoint"] = None
 
-    async def run(self, timeout: Optional[float]) -> bool:
+    async def run(self, timeout: Optional[float], why: Optional[str] = None) -> bool:
         """Returns whether the client connection may carry another request. ``timeout``: seconds
         left for the whole exchange (``totalTimeoutMs``, ``l5d-ctx-deadline``); none left means no
-        attempt is made at all."""
+        attempt is made at all (or, for an attempt the lane began and saw the deadline pass, none
+        more). ``why``: what the 503 says when the time runs out."""
         try:
             if timeout is None:
                 return await self._run()
             if timeout > 0:
                 with trio.move_on_after(timeout):
                     return await self._run()
+            elif self.resume is not None and self.resume.expired == EXPIRED_REQUEST:
+                self._expired_in_the_lane()
             if not self.response_started:
                 self.failure = "RequestTimeout"
-                await self._send_error(503, f"exceeded {timeout:g} seconds waiting for {self.client.id}", keep=False)
+                await self._send_error(503, why or f"exceeded {timeout:g} seconds waiting for {self.client.id}", keep=False)
             return False
         except NoEndpoints as exc:
             self.failure = "NoBrokersAvailable"
@@ -119,6 +123,20 @@ class Exchange:
             if self.resume is not None:  # the lane's attempt was never taken up: end it
                 self.resume.abandon(trio.current_time())
                 self.resume = None
+
+    def _expired_in_the_lane(self) -> None:
+        """The request's deadline passed during the lane's attempt: what the trio path's
+        cancellation of that attempt does (its budgets got the request's deposit, the attempt fails
+        as a RequestTimeout and its connection closes)."""
+        resume, self.resume = self.resume, None
+        assert resume is not None
+        now = trio.current_time()
+        self.service.budget.deposit(now)
+        self.client.requeues.deposit(now)
+        self.attempts = 1
+        self.last_endpoint = resume.attempt.endpoint
+        resume.attempt.done(now, ok=False, failure="RequestTimeout")
+        resume.attempt.close_connection()
 
     async def _run(self) -> bool:
         whole = self._buffered_body()
@@ -176,16 +194,15 @@ class Exchange:
         first, self.resume = self.resume, None
         while True:
             self.attempts += 1
+            resumed = first
             if first is not None:  # the lane's attempt: its response is read here
                 attempt, first = first.attempt, None
-                resumed = True
             else:
                 attempt = Attempt.pick(client, trio.current_time())
-                resumed = False
             self.last_endpoint = attempt.endpoint
             with attempt:
                 try:
-                    resp = await (self._resumed(attempt) if resumed else self._attempt(attempt, head + whole))
+                    resp = await (self._resumed(resumed) if resumed is not None else self._attempt(attempt, head + whole))
                 except _AttemptFailed as exc:
                     end = trio.current_time()
                     self.failure = exc.failure or ("ConnectionFailed" if not exc.written else ("RequestTimeout" if exc.status == 503 else "RequestFailed"))
@@ -259,15 +276,36 @@ class Exchange:
                 exc.status = 502
             raise
 
-    async def _resumed(self, attempt: Attempt) -> Response:
-        """The response of an attempt the lane sent (it already replaced a stale pooled connection)."""
-        try:
-            return await self._read_response(attempt.up)  # type: ignore[arg-type]
-        except _AttemptFailed as exc:
+    async def _resumed(self, resume: "Resume") -> Response:
+        """The response of an attempt the lane sent (it already replaced a stale pooled connection),
+        or the failure the trio path's attempt would have had where the lane stopped: its attempt
+        timeout (while connecting: nothing was sent, the request is requeued), or the error that
+        ended the upstream connection."""
+        attempt = resume.attempt
+        timeout = self.client.policy.attempt_timeout
+        ep = attempt.endpoint
+        if resume.expired == EXPIRED_CONNECT:
             attempt.close_connection()
-            if exc.status == 0:
-                exc.status = 502
-            raise
+            raise _AttemptFailed(f"connecting to {ep.host}:{ep.port} exceeded {timeout:g} seconds", written=False, status=503)
+        if resume.expired == EXPIRED_ATTEMPT:
+            attempt.close_connection()
+            raise _AttemptFailed(f"exceeded {timeout:g} seconds waiting for a response from {self.client.id}", written=True, status=503)
+        up = attempt.up
+        assert up is not None
+        if resume.up_error and not _holds_head(up.buf, self.params):
+            attempt.close_connection()
+            error = OSError(resume.up_error, os.strerror(resume.up_error))
+            raise _AttemptFailed(f"{self.client.id}: connection lost: {error}", written=True, status=502)
+        with trio.move_on_at(attempt.started + timeout if timeout else math.inf):
+            try:
+                return await self._read_response(up)
+            except _AttemptFailed as exc:
+                attempt.close_connection()
+                if exc.status == 0:
+                    exc.status = 502
+                raise
+        attempt.close_connection()
+        raise _AttemptFailed(f"exceeded {timeout:g} seconds waiting for a response from {self.client.id}", written=True, status=503)
 
     async def _send_and_read(self, attempt: Attempt, data: bytes, deadline: float, timeout: Optional[float]) -> Response:
         up = attempt.up
@@ -501,6 +539,14 @@ def _response_fields(resp: Response, edge: bool, rules: "ServerRules", success: 
         kept.append((h.SUCCESS_CLASS, b"1.0" if success else b"0.0"))
     kept.append((b"Via", b", ".join([*via, rules.via]) if via else rules.via))
     return kept
+
+
+def _holds_head(buf: bytearray, params: "RouterParams") -> bool:
+    """Whether ``buf`` starts with a whole response head (or one that cannot parse)."""
+    try:
+        return bool(buf) and _impl.parse_response_head(buf, params.max_head, params.max_headers) is not None
+    except RemoteProtocolError:
+        return True
 
 
 def _trailer_block(trailers: List[Tuple[bytes, bytes]], edge: bool) -> bytes:

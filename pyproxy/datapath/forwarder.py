@@ -28,6 +28,7 @@ from ..naming.name import ADDR_PENDING, AddrBound, AddrFailed, Bound
 from ..naming.path import Path
 from ..routing.router import Route, RouteError, Router, ServerRules
 from ..routing.cache import Lru
+from .attempt import EXPIRED_REQUEST
 from .client import Client, Clients
 from .exchange import Exchange
 from .lane import Branch, RouteTable, flatten, route_key
@@ -130,20 +131,32 @@ class Forwarder:
 
         fields = self._fields(route, route.bound, req, down, rules)  # type: ignore[arg-type]
         service = route.service
-        timeout = service.total_timeout
+        total = service.total_timeout
         deadline = route.deadline
         if self.routes is not None and lane_index is not None and resume is None and route.scheme is None:
-            if deadline is None and timeout is None:
-                req.lane_ok = self._install(req, lane_index, route)
-        if deadline is not None or timeout is not None:
+            req.lane_ok = self._install(req, lane_index, route)
+        timeout: Optional[float] = None
+        why: Optional[str] = None
+        if deadline is not None or total is not None:
+            # The request's deadline: the tightest of the incoming one and totalTimeoutMs from when
+            # the request started (for an exchange the lane began, when the lane started it).
             now_ns = time.time_ns()
-            ends = [d for d in ((deadline[1] if deadline else None), (now_ns + int(timeout * 1e9) if timeout else None)) if d is not None]
+            start_ns = now_ns if resume is None else now_ns - int(max(trio.current_time() - resume.started, 0.0) * 1e9)
+            total_end = start_ns + int(total * 1e9) if total else None
+            ends = [d for d in ((deadline[1] if deadline else None), total_end) if d is not None]
             tightest = min(ends)
             fields.append((b"l5d-ctx-deadline", format_deadline(now_ns, tightest)))
             timeout = max((tightest - now_ns) / 1e9, 0.0)
+            if resume is not None and resume.expired == EXPIRED_REQUEST:
+                timeout = 0.0  # the lane saw it pass
+            # what the 503 says when it passes: the same words for every request (and both paths)
+            if total_end is not None and total_end == tightest:
+                why = f"exceeded {total:g} seconds (totalTimeoutMs) waiting for {client.id}"
+            else:
+                why = f"the l5d-ctx-deadline passed waiting for {client.id}"
         ex = Exchange(self.params, req, body, down, rules, client, service, route.target, fields, resume)
         try:
-            return await ex.run(timeout)
+            return await ex.run(timeout, why)
         finally:
             self._record(ex, srv, t0, req, route.dst, route.trace, down)
 
@@ -221,7 +234,7 @@ class Forwarder:
             branches.append((weight, Branch(self.router, self.client(bound), svc, route.service, dst), block))
         local = route.local
         ctx_block = b"l5d-ctx-dtab: %s\r\n" % local.show.encode("latin-1") if local.dentries else b""
-        return self.routes.install(key, branches, ctx_block)
+        return self.routes.install(key, branches, ctx_block, route.service.total_timeout)
 
     def _log_access(self, req: Request, down: Conn, status: int, length: int) -> None:
         try:

@@ -2,8 +2,9 @@
 
 With the native kernels, a listener whose router qualifies hands each accepted connection to the
 lane. The lane forwards, entirely in Rust, the requests it can take whole (no body or a small one
-already received, no deadline, a route installed for their key, a 200-499 response framed by Content-Length or chunks); it gives
-everything else back, so the trio path (server, router, exchange) stays the specification and serves every case.
+already received, a route installed for their key, a 200-499 response framed by Content-Length or
+chunks); it gives everything else back, so the trio path (server, router, exchange) stays the
+specification and serves every case.
 Each call into the lane returns a list of events, one object per event, whose class says its kind
 (``_impl.LaneHandoff`` and the others, defined once in Rust) and whose fields are named:
 
@@ -12,7 +13,10 @@ Each call into the lane returns a list of events, one object per event, whose cl
   ``l5d-ctx-dtab`` and ``l5d-dtab`` values) and returns the connection to the lane;
 * ``LaneResume``: a response the lane does not relay (5xx, interim, close-delimited, unparsable)
   comes back with both connections and the exchange continues in Python: classification,
-  retries within budget, failure accrual, the full relay;
+  retries within budget, failure accrual, the full relay; so does an exchange whose deadline
+  passed before its response head (``expired``: the attempt's ``requestAttemptTimeoutMs``, or the
+  request's ``totalTimeoutMs`` / ``l5d-ctx-deadline``), and Python fails that attempt exactly as
+  the trio path's timeout does (then retries, or answers 503);
 * ``LaneFailed``: an upstream the lane could not reach (the request comes back in a
   ``LaneHandoff`` next, and is requeued); ``LaneAbandon``: an exchange dropped before its response
   (its pick ends);
@@ -24,13 +28,24 @@ Each call into the lane returns a list of events, one object per event, whose cl
   (``LaneSampled``), and so does each request of a router with an access log (``LaneAccess``: its
   head, peer, status and length).
 
+Deadlines: a route carries its service's ``totalTimeoutMs`` and each branch its client's
+``requestAttemptTimeoutMs``; the lane reads ``l5d-ctx-deadline`` (the twin of
+``context.parse_deadline``), computes the request's deadline as ``Forwarder.serve`` does, writes
+the same ``l5d-ctx-deadline`` field, and arms a timer in its own poll. A request whose deadline
+already passed comes back in a ``LaneHandoff`` (Python answers it without sending it on).
+
+Caps shared with the trio path: ``maxConcurrentRequests`` counts Python's requests in flight
+(``Lane.set_active``, told by the listener) and the lane's (``Lane.in_flight``); at the cap the lane
+hands the request over and Python answers 503. ``maxConnections`` is the listener's: it never
+hands the lane a connection over the cap. A client that takes no byte of a response for
+``socketOptions.writeTimeoutMs`` is closed by the lane as by the trio path.
+
 What qualifies: a router whose identifier is one ``io.l5d.header.token``, and,
 process-wide, no ``io.l5d.zipkin`` telemeter (``io.l5d.recentRequests`` is kept: the lane draws its
 sample and sends the sampled requests' method, target and peer with their results); a listener without
-``maxConcurrentRequests`` or ``addForwardedHeader``; a route whose bound tree is
-one name or a union of names, whose clients have IP-literal endpoints, none marked dead, and no
-``requestAttemptTimeoutMs``; a service without ``totalTimeoutMs``. Routes are forgotten whenever a
-client's endpoints or their health change, and re-installed by the next request through Python.
+``addForwardedHeader``; a route whose bound tree is one name or a union of names, whose clients
+have IP-literal endpoints, none marked dead. Routes are forgotten whenever a client's endpoints or
+their health change, and re-installed by the next request through Python.
 
 ``PYPROXY_LANE=off`` keeps every request on the trio path (for comparisons and bisecting).
 """
@@ -51,7 +66,7 @@ from ..http.message import Request
 from ..naming.name import AddrBound, Bound
 from ..naming.tree import Leaf, NameTree, Union
 from .attempt import Resume
-from .stream import Conn
+from .stream import WRITE_TIMEOUT, Conn
 
 if TYPE_CHECKING:
     from ..metrics import RequestStats
@@ -78,7 +93,9 @@ def route_key(server: int, ident: bytes, ctx_dtab: Sequence[bytes], dtab: Sequen
 class RouteTable(Protocol):
     """Where a router's data path installs the routes it decided (the lane implements it)."""
 
-    def install(self, key: bytes, branches: Sequence[Tuple[float, "Branch", bytes]], ctx_block: bytes) -> bool: ...
+    def install(
+        self, key: bytes, branches: Sequence[Tuple[float, "Branch", bytes]], ctx_block: bytes, total_timeout: Optional[float] = None,
+    ) -> bool: ...
 
     def clear_routes(self) -> None: ...
 
@@ -159,38 +176,42 @@ class LaneDriver:
 
     def add_server(
         self, sink: ConnectionSink, rules: Any, ident: bytes, limits: Tuple[int, int, int], stream_after: int,
-        idle_timeout: float, header_timeout: float, timeout_response: bytes,
+        idle_timeout: float, header_timeout: float, timeout_response: bytes, *, write_timeout: float = WRITE_TIMEOUT,
+        max_concurrent: Optional[int] = None,
     ) -> int:
         """Registers a listener (``rules``: its :class:`~pyproxy.routing.router.ServerRules`);
         returns its lane index. ``stream_after``: the largest request body the lane buffers whole
-        (larger ones stream, on the trio path)."""
+        (larger ones stream, on the trio path); ``write_timeout``: seconds a client's pending
+        response may make no progress; ``max_concurrent``: its ``maxConcurrentRequests``, counted
+        with the listener's own requests (:meth:`set_active`)."""
         index = self.native.add_server(
             rules.clear_context, rules.via, rules.max_call_depth, ident, *limits, stream_after,
             idle_timeout, header_timeout, timeout_response, sink.access_log is not None, rules.timestamp_header,
+            write_timeout, max_concurrent,
         )
         self.sinks.append(sink)
-        self.sweep_interval = min(self.sweep_interval, max(min(idle_timeout, header_timeout) / 4, 0.01))
+        self.sweep_interval = min(self.sweep_interval, max(min(idle_timeout, header_timeout, write_timeout) / 4, 0.01))
         return index  # type: ignore[no-any-return]
 
     # === routes ===
 
-    def install(self, key: bytes, branches: Sequence[Tuple[float, Branch, bytes]], ctx_block: bytes) -> bool:
-        """Installs a route whose branches are ``(weight, Branch, l5d-dst-* field block)``; False
-        when one does not qualify."""
+    def install(
+        self, key: bytes, branches: Sequence[Tuple[float, Branch, bytes]], ctx_block: bytes, total_timeout: Optional[float] = None,
+    ) -> bool:
+        """Installs a route whose branches are ``(weight, Branch, l5d-dst-* field block)``, with its
+        service's ``totalTimeoutMs`` in seconds; False when one does not qualify."""
         native = []
         for weight, b, block in branches:
             client = b.client
             if client._dead or not isinstance(client.state, AddrBound) or not client.live:
-                return False
-            if client.policy.attempt_timeout is not None:
                 return False
             if not client.policy.pool.default:  # hostConnectionPool, clientSession, socketOptions: the trio path's pools
                 return False
             endpoints = [(ep.slot, ep.host, ep.port) for ep in client.live]
             if not all(_is_ip(host) for _, host, _ in endpoints):
                 return False
-            native.append((weight, b, client.balancer, endpoints, block))
-        ok = bool(self.native.install(key, native, ctx_block))
+            native.append((weight, b, client.balancer, endpoints, block, client.policy.attempt_timeout))
+        ok = bool(self.native.install(key, native, ctx_block, total_timeout))
         self.counts["installs"] += ok
         return ok
 
@@ -216,6 +237,14 @@ class LaneDriver:
 
     def connections(self, index: int) -> int:
         return self.native.connections(index)  # type: ignore[no-any-return]
+
+    def in_flight(self, index: int) -> int:
+        """The lane's exchanges in flight on listener ``index``."""
+        return self.native.in_flight(index)  # type: ignore[no-any-return]
+
+    def set_active(self, index: int, active: int) -> None:
+        """Python's requests in flight on listener ``index`` (its half of ``maxConcurrentRequests``)."""
+        self.native.set_active(index, active)
 
     def drain(self, index: int) -> None:
         self.dispatch(self.native.drain(index))
@@ -284,7 +313,7 @@ class LaneDriver:
     def _handoff(self, ev: Any) -> None:
         """A connection the lane gives back, with the bytes it received and did not consume."""
         self.counts["handoffs"] += 1
-        self.sinks[ev.server].spawn(Conn.adopted(ev.fd, ev.received))
+        self.sinks[ev.server].spawn(Conn.adopted(ev.fd, ev.received, eof=ev.eof))
 
     def _access(self, ev: Any) -> None:
         """The access log line of a request the lane answered (its head is read as the trio path reads it)."""
@@ -335,4 +364,4 @@ class LaneDriver:
         if ep is None:  # removed meanwhile: the exchange goes on without its balancer entry
             host, port = up.sock.getpeername()[:2]
             ep = Endpoint(host, port, EndpointPool(host, port), slot, None)
-        self.sinks[ev.server].spawn(down, Resume(client, ep, up, ev.started, ev.head))
+        self.sinks[ev.server].spawn(down, Resume(client, ep, up, ev.started, ev.head, ev.expired, ev.up_error))

@@ -15,8 +15,19 @@ one sweep interval (a quarter of it, at most one second).
 A head that does not parse is answered with the status the parser names (400, 414, 431, 501, 505)
 and the connection is closed: after a framing error nothing more on it can be trusted.
 
+A client that stops reading cannot hold a connection forever: a write that makes no progress for
+``write_timeout`` seconds (``socketOptions.writeTimeoutMs``, 60 s by default) fails it, and the
+connection closes (the lane does the same for the connections it holds).
+
+Caps, shared with the lane: ``maxConnections`` (a pyproxy extension) bounds the client connections
+a listener holds, in Python and in the lane (:meth:`Server.held`); a connection accepted over the
+cap is closed at once, before anything is read from it. ``maxConcurrentRequests`` bounds the
+requests in flight, Python's (``active``) plus the lane's on the same listener; a request over it
+is answered 503 and its connection closed (the lane hands such a request to Python, which answers).
+
 Graceful stop (:meth:`Server.drain`): listeners close at once, idle connections close, requests in
-flight finish (each connection closes after its current response).
+flight finish, and so do the requests already received whole behind them (pipelined) and a head
+that was arriving; then each connection closes.
 """
 
 from __future__ import annotations
@@ -79,6 +90,7 @@ class Server:
         rules: ServerRules,
         *,
         max_concurrent: Optional[int] = None,
+        max_connections: Optional[int] = None,
         header_timeout: float = 10.0,
         idle_timeout: float = 300.0,
         reuse_port: bool = False,
@@ -92,6 +104,7 @@ class Server:
         self.port = port
         self.rules = rules
         self.max_concurrent = max_concurrent
+        self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
         self.reuse_port = reuse_port
@@ -170,6 +183,20 @@ class Server:
         """Open client connections, in Python and in the lane."""
         return self.connections + (self.lane.connections(self.lane_index) if self.lane is not None else 0)
 
+    def in_flight(self) -> int:
+        """Requests in flight on this listener, in Python and in the lane (``maxConcurrentRequests``)."""
+        return self.active + (self.lane.in_flight(self.lane_index) if self.lane is not None else 0)
+
+    def _begin(self) -> None:
+        self.active += 1
+        if self.lane is not None and self.max_concurrent is not None:
+            self.lane.set_active(self.lane_index, self.active)  # type: ignore[arg-type]
+
+    def _end(self) -> None:
+        self.active -= 1
+        if self.lane is not None and self.max_concurrent is not None:
+            self.lane.set_active(self.lane_index, self.active)  # type: ignore[arg-type]
+
     def spawn(self, conn: Conn, resume: Optional["Resume"] = None) -> None:
         """Serve a connection the lane handed over (with the exchange to continue, if any)."""
         try:
@@ -181,6 +208,9 @@ class Server:
             conn.close()
 
     async def _connection(self, stream: trio.SocketStream) -> None:
+        if self.max_connections is not None and self.held() >= self.max_connections:
+            await stream.aclose()  # over maxConnections: closed before anything is read
+            return
         conn = Conn(stream)
         opts = self.options
         if not opts.no_delay:  # trio turned TCP_NODELAY on
@@ -195,6 +225,7 @@ class Server:
 
     async def _run_connection(self, conn: Conn, resume: Optional["Resume"] = None) -> None:
         self.connections += 1
+        conn.write_timeout = self.options.write_timeout  # also for connections the lane hands back
         # One cancel scope per connection: the idle sweeper and drain() cancel it while the connection
         # is idle; its deadline is set only while a head arrives in pieces (the header timeout).
         scope = trio.CancelScope()
@@ -252,9 +283,16 @@ class Server:
         if resume is not None:  # the lane sent this request; its exchange continues here
             req = Request.from_kernel(parse(resume.head, *limits))
             body = Body.of(conn, req, limits)
-            if not await forwarder.serve(req, body, conn, self.rules, self.stats, resume, self.lane_index) or not body.done:
+            self._begin()
+            try:
+                keep = await forwarder.serve(req, body, conn, self.rules, self.stats, resume, self.lane_index)
+            finally:
+                self._end()
+            if not keep or not body.done:
                 return
-        while not self.draining:
+        # Draining: the requests already received whole are still served (and a head that was
+        # arriving when the drain began); the lane does the same.
+        while not self.draining or _holds_request(conn.buf, parse, limits):
             mark[0] = conn.sent
             if not conn.buf:
                 idle[scope] = trio.current_time()
@@ -285,22 +323,32 @@ class Server:
             if 0 < req.content_length <= p.stream_after and len(conn.buf) < req.content_length and not req.expect_continue:
                 if not await self._await_body(conn, req.content_length):
                     return
-            if self.max_concurrent is not None and self.active >= self.max_concurrent:
+            if self.max_concurrent is not None and self.in_flight() >= self.max_concurrent:
                 await conn.send_all(error_response(503, "max concurrent requests exceeded", self.rules.clear_context, p.max_err_response, p.max_head, False, req))
                 return
             life = self.options.life_time
             if life is not None and time.monotonic() - conn.born >= life:
                 req.connection = (*req.connection, b"close")  # serverSession.lifeTimeMs: its last request
-            self.active += 1
+            self._begin()
             try:
                 if self.options.request_timeout is None:
                     keep = await forwarder.serve(req, body, conn, self.rules, self.stats, None, self.lane_index)
                 else:
                     keep = await self._serve_within(req, body, conn)
             finally:
-                self.active -= 1
+                self._end()
             if not keep or not body.done:
                 return
             if req.lane_ok and self.lane is not None and not self.draining:
                 self.lane.adopt(conn, self.lane_index)  # type: ignore[arg-type]
                 return  # the lane serves this connection from here
+
+
+def _holds_request(buf: bytearray, parse: object, limits: tuple) -> bool:
+    """Whether ``buf`` starts with a whole request head (or one that cannot parse: it gets its error answer)."""
+    if not buf:
+        return False
+    try:
+        return parse(buf, *limits) is not None  # type: ignore[operator]
+    except RemoteProtocolError:
+        return True

@@ -103,6 +103,11 @@ def remove_hop_by_hop(headers: Headers, connection: Iterable[bytes], *, edge: bo
 #: Context fields a router reads and then re-writes itself; the received copies never travel on.
 CONTEXT = frozenset((DTAB, CTX_DTAB, CTX_TRACE, CTX_DEADLINE, SAMPLE, REQID, DST_SERVICE, DST_CLIENT, DST_RESIDUAL))
 _KEEP_ALIVE_TOKENS = frozenset((b"close", b"keep-alive"))
+#: Linkerd 1.x removes a received ``x-forwarded-client-cert`` unless the client's
+#: ``forwardClientCert`` is on (its default is off: linkerd/linkerd#2068, against spoofing). pyproxy
+#: has no TLS, so a request never keeps it (the lane's twin: ``native/src/lane/head.rs``).
+XFCC = b"x-forwarded-client-cert"
+_REQUEST_DROP = HOP_BY_HOP | {XFCC}
 
 
 def scan_request(
@@ -112,14 +117,14 @@ def scan_request(
 
     Returns:
         ``(kept, context, via)``: the fields to forward (hop-by-hop, nominated, ``Content-Length``,
-        ``Via`` and context fields removed; at an edge every ``l5d-*``/``l5d_*`` field too), the values of the context
+        ``Via``, ``x-forwarded-client-cert`` and context fields removed; at an edge every ``l5d-*``/``l5d_*`` field too), the values of the context
         fields by lower-case name (empty at an edge: they are ignored there), and the received
         ``Via`` values.
     """
-    drop = HOP_BY_HOP
+    drop = _REQUEST_DROP
     if connection and not _KEEP_ALIVE_TOKENS.issuperset(connection):
         nominated = {t for t in connection if t not in _NOT_NOMINABLE and not (edge and is_l5d(t))}
-        drop = HOP_BY_HOP | nominated
+        drop = _REQUEST_DROP | nominated
     kept: Headers = []
     context: dict = {}
     via: List[bytes] = []

@@ -204,6 +204,7 @@ class App:
                 self._ports.get((index, j), sc.port),
                 rules,
                 max_concurrent=sc.max_concurrent_requests,
+                max_connections=sc.max_connections,
                 header_timeout=_ms(opts.read_timeout_ms) if opts and opts.read_timeout_ms else DEFAULT_HEADER_TIMEOUT,
                 idle_timeout=_ms(session.idle_time_ms) if session.idle_time_ms else DEFAULT_IDLE_TIMEOUT,
                 reuse_port=self._reuse_port or bool(opts and opts.reuse_port),
@@ -223,8 +224,6 @@ class App:
         why = None
         if len(idents) != 1 or type(idents[0]) is not HeaderTokenIdentifier:
             why = "an identifier other than one io.l5d.header.token"
-        elif server.max_concurrent is not None:
-            why = "maxConcurrentRequests"
         elif server.rules.forwarded is not None:
             why = "addForwardedHeader"
         elif server.options.life_time is not None:
@@ -237,7 +236,8 @@ class App:
         ident = idents[0].header.lower().encode("latin-1")
         p = router.params
         index = lane.add_server(
-            server, server.rules, ident, router.limits, p.stream_after, server.idle_timeout, server.header_timeout, TIMEOUT_RESPONSE
+            server, server.rules, ident, router.limits, p.stream_after, server.idle_timeout, server.header_timeout, TIMEOUT_RESPONSE,
+            write_timeout=server.options.write_timeout, max_concurrent=server.max_concurrent,
         )
         server.lane, server.lane_index = lane, index
         forwarder.use_route_table(lane, ident)

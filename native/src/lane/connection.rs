@@ -16,10 +16,14 @@ use super::upstream::Exchange;
 use super::{read_some, write_some};
 use crate::h1;
 
-/// Pipelined bytes read ahead while a request is in flight.
+/// Pipelined bytes read ahead while a request is in flight (the bound of `Down::buf` then;
+/// between requests it holds at most a head's worth and a little more, see `read_down`).
 pub const READ_AHEAD: usize = 1 << 20;
 /// What is written downstream is compacted once this much of it was sent.
 const COMPACT_AFTER: usize = 1 << 16;
+/// A buffer emptied with more capacity than this gives the rest back (a connection that once
+/// carried a large response or pipeline does not keep its memory while idle).
+pub(super) const KEEP_CAPACITY: usize = 1 << 16;
 
 pub(super) struct Down {
     pub(super) sock: TcpStream,
@@ -30,6 +34,12 @@ pub(super) struct Down {
     pub(super) out: Vec<u8>,
     pub(super) out_pos: usize,
     pub(super) eof: bool,
+    /// A readiness event said the client closed its sending side: read until the end of the
+    /// stream is seen (its FIN may have come with the last bytes, and no later edge would tell).
+    pub(super) fin: bool,
+    /// Bytes wait to be written and have made no progress since then (the write timeout counts
+    /// from here); None while nothing is stalled.
+    pub(super) stalled: Option<f64>,
     /// Reading stopped at the read-ahead limit: the socket may hold more (edge-triggered: no
     /// new event will say so), so the next request reads before it waits.
     full: bool,
@@ -66,6 +76,9 @@ pub(super) struct Request {
     pub(super) keep_down: bool,
     pub(super) head_request: bool,
     pub(super) req_minor: u8,
+    /// When the attempt and the request time out (the host's clock; infinite: never).
+    pub(super) attempt_at: f64,
+    pub(super) deadline_at: f64,
 }
 
 impl Down {
@@ -77,6 +90,8 @@ impl Down {
             out: Vec::new(),
             out_pos: 0,
             eof: false,
+            fin: false,
+            stalled: None,
             full: false,
             close_after: false,
             since: now,
@@ -95,20 +110,38 @@ impl Down {
         self.out_pos >= self.out.len()
     }
 
-    /// Writes what waits; true when all of it is out.
-    pub(super) fn flush(&mut self) -> io::Result<bool> {
+    /// Writes what waits; true when all of it is out. `now`: the write timeout counts from the
+    /// last write that made progress.
+    pub(super) fn flush(&mut self, now: f64) -> io::Result<bool> {
         if self.idle_out() {
             return Ok(true);
         }
+        let before = self.out_pos;
         let done = write_some(&mut self.sock, &self.out, &mut self.out_pos)?;
         if done {
             self.out.clear();
             self.out_pos = 0;
-        } else if self.out_pos > COMPACT_AFTER {
-            self.out.drain(..self.out_pos);
-            self.out_pos = 0;
+            if self.out.capacity() > KEEP_CAPACITY {
+                self.out.shrink_to(KEEP_CAPACITY);
+            }
+            self.stalled = None;
+        } else {
+            if self.out_pos > before || self.stalled.is_none() {
+                self.stalled = Some(now);
+            }
+            if self.out_pos > COMPACT_AFTER {
+                self.out.drain(..self.out_pos);
+                self.out_pos = 0;
+            }
         }
         Ok(done)
+    }
+
+    /// Gives back the spare capacity of an emptied read buffer.
+    pub(super) fn trim(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+            self.buf.shrink_to(KEEP_CAPACITY);
+        }
     }
 
     /// Reads what the client sent, up to `limit` bytes buffered.
@@ -118,7 +151,7 @@ impl Down {
         } else if self.buf.len() >= limit {
             self.full = true; // not drained: read once there is room
         } else {
-            let (_, eof) = read_some(&mut self.sock, &mut self.buf, limit)?;
+            let (_, eof) = read_some(&mut self.sock, &mut self.buf, limit, self.fin)?;
             self.eof |= eof;
             self.full = !eof && self.buf.len() >= limit; // stopped by the limit, not by WouldBlock
         }
@@ -141,7 +174,7 @@ fn wait_for_request(eof: bool, head_since: &mut Option<f64>, now: f64) -> Fate {
 impl Core {
     /// Downstream readiness: write what waits, read what came, then move the connection on.
     pub(super) fn on_down<E: Env>(&mut self, env: &mut E, i: usize, d: &mut Down) -> Fate {
-        if d.flush().is_err() {
+        if d.flush(self.now).is_err() {
             return Fate::Close;
         }
         if self.read_down(d).is_err() {
@@ -193,12 +226,22 @@ impl Core {
             }
             d.since = self.now;
             d.head_since = None;
+            d.trim();
             return Some(Fate::Keep);
         }
-        if self.servers[d.server].draining {
+        // Draining (as the trio path's `Server._serve_connection`): a head that was arriving when
+        // the drain began is still served, and so is every request already received whole.
+        if self.servers[d.server].draining && d.head_since.is_none() && !self.holds_request(d) {
             return Some(Fate::Close);
         }
         None
+    }
+
+    /// Whether the connection's buffer starts with a whole request head (or one that cannot
+    /// parse, which gets its error answer).
+    pub(super) fn holds_request(&self, d: &Down) -> bool {
+        let rules = &self.servers[d.server].cfg.rules;
+        !matches!(h1::parse_request_head(&d.buf, rules.max_line, rules.max_head, rules.max_headers), Ok(None))
     }
 
     /// Takes the next request out of the connection's buffer when the lane forwards it: a
@@ -222,8 +265,31 @@ impl Core {
             // a small body still arriving: wait for all of it (the header timeout bounds the wait)
             return Err(wait_for_request(d.eof, &mut d.head_since, self.now));
         }
+        let server = &self.servers[d.server];
+        if server.cfg.max_concurrent.is_some_and(|max| server.in_flight + server.py_active >= max) {
+            return Err(Fate::Handoff); // at maxConcurrentRequests: the host answers 503
+        }
+        // The request's deadline, as the trio path's `Forwarder.serve` computes it: the tightest of
+        // the incoming one and now + totalTimeoutMs (wall clock, ns); one already passed goes to
+        // the host, which answers it without sending anything upstream.
+        let deadline = match (scan.deadline, route.total_timeout) {
+            (None, None) => None,
+            (incoming, total) => {
+                let now_ns = wall_ns();
+                let total_end = total.map(|t| now_ns.saturating_add((t * 1e9) as u64));
+                let tightest = match (incoming, total_end) {
+                    (Some((_, dl)), Some(te)) => dl.min(te),
+                    (Some((_, dl)), None) => dl,
+                    (None, te) => te.unwrap_or(u64::MAX),
+                };
+                if tightest <= now_ns {
+                    return Err(Fate::Handoff);
+                }
+                Some((now_ns, tightest))
+            }
+        };
         let (branch, slot, addr) = self.choose(env, d.server, &route)?;
-        let mut fwd = self.forward_head(&req, &scan, d.server, &route, branch);
+        let mut fwd = self.forward_head(&req, &scan, d.server, &route, branch, deadline);
         let (keep_down, head_request, req_minor, head_len) =
             (head::request_keep_alive(&req), req.method == b"HEAD", req.minor, req.head_len);
         drop(scan);
@@ -232,7 +298,10 @@ impl Core {
         let body: Vec<u8> = d.buf.drain(..body_len).collect();
         fwd.extend_from_slice(&body);
         d.head_since = None;
-        Ok(Request { route, branch, slot, addr, raw, body, fwd, keep_down, head_request, req_minor })
+        let now = self.now;
+        let attempt_at = route.branches[branch].attempt_timeout.map_or(f64::INFINITY, |t| now + t);
+        let deadline_at = deadline.map_or(f64::INFINITY, |(now_ns, dl)| now + (dl - now_ns) as f64 / 1e9);
+        Ok(Request { route, branch, slot, addr, raw, body, fwd, keep_down, head_request, req_minor, attempt_at, deadline_at })
     }
 
     /// The branch and endpoint for one request: `(branch, balancer slot, address)`; the
@@ -253,15 +322,33 @@ impl Core {
     }
 
     /// The request head as forwarded: the route's and branch's fields, a child trace of the
-    /// request's (or a new trace), a request id, the timestamp field.
-    fn forward_head(&mut self, req: &h1::Request<'_>, scan: &Scan<'_>, server: usize, route: &Route, branch: usize) -> Vec<u8> {
+    /// request's (or a new trace), a request id, the timestamp field, the deadline
+    /// (`(now, deadline)` in ns) when there is one.
+    fn forward_head(
+        &mut self,
+        req: &h1::Request<'_>,
+        scan: &Scan<'_>,
+        server: usize,
+        route: &Route,
+        branch: usize,
+        deadline: Option<(u64, u64)>,
+    ) -> Vec<u8> {
         let parent = scan.parent.unwrap_or_else(|| TraceId::root(self.draws.id()));
         let trace = parent.child(self.draws.id());
         let server = &self.servers[server].cfg;
-        let stamp = server.timestamp_header.as_deref().map_or_else(Vec::new, stamp_field);
+        let mut stamp = server.timestamp_header.as_deref().map_or_else(Vec::new, stamp_field);
+        if let Some((now_ns, dl)) = deadline {
+            // after everything else the trio path adds (`Forwarder.serve` appends it last)
+            stamp.extend_from_slice(&head::deadline_field(now_ns, dl));
+        }
         let block = &route.branches[branch].block;
         head::request_head(req, scan, &server.rules, block, &trace.header(), &trace.reqid(), &route.ctx_block, &stamp)
     }
+}
+
+/// The wall clock in ns since the epoch (`time.time_ns()`).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// `name: <milliseconds since the epoch>` (the trio path's `timestampHeader` field).

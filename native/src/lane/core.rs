@@ -17,18 +17,21 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use super::connection::{Down, Fate};
-use super::event::{BranchId, Env, Event};
+use super::event::{BranchId, Env, Event, Expired};
 use super::head::ServerRules;
 use super::pool::{Pools, UpSlots};
 use super::results::{Batch, Results};
+use super::timer::Timer;
 use super::trace::Draws;
-use super::upstream::Exchange;
+use super::upstream::{Exchange, Up};
 use super::write_some;
 
 /// Batches of ready sockets one [`Core::poll`] handles at most before it returns to the host.
 const POLL_ROUNDS: usize = 4;
-/// Routes kept at most; installing one more forgets them all.
+/// Routes kept at most; installing one more forgets them all (the table's memory too).
 const MAX_ROUTES: usize = 10_000;
+/// The timer's token (odd like an upstream's, but never a slot: checked first).
+const TIMER: Token = Token(usize::MAX);
 
 /// A listener's rules, as the host registers it.
 #[derive(Clone, Debug)]
@@ -42,6 +45,12 @@ pub struct ServerConfig {
     pub access_log: bool,
     /// `timestampHeader`: this field gets the time in milliseconds on each request forwarded.
     pub timestamp_header: Option<Vec<u8>>,
+    /// `socketOptions.writeTimeoutMs` in seconds: a client connection whose pending response
+    /// bytes make no progress for this long is closed (with its exchange and upstream).
+    pub write_timeout: f64,
+    /// `maxConcurrentRequests`: the lane declines a request while the listener's requests in
+    /// flight (the lane's and the host's, see [`Core::set_active`]) are this many.
+    pub max_concurrent: Option<usize>,
 }
 
 pub(super) struct Server {
@@ -49,16 +58,22 @@ pub(super) struct Server {
     pub(super) draining: bool,
     /// Client connections the lane holds.
     pub(super) count: usize,
+    /// The lane's exchanges in flight on this listener.
+    pub(super) in_flight: usize,
+    /// The host's requests in flight on this listener, as it last said ([`Core::set_active`]).
+    pub(super) py_active: usize,
 }
 
 /// One branch of a route as the host installs it: its id (named in events and in [`Env`] calls),
-/// weight, endpoints as `(balancer slot, address)`, and its `l5d-dst-*` field block.
+/// weight, endpoints as `(balancer slot, address)`, its `l5d-dst-*` field block, and its
+/// client's `requestAttemptTimeoutMs` in seconds.
 #[derive(Clone, Debug)]
 pub struct BranchSpec {
     pub id: BranchId,
     pub weight: f64,
     pub endpoints: Vec<(i64, SocketAddr)>,
     pub block: Vec<u8>,
+    pub attempt_timeout: Option<f64>,
 }
 
 pub(super) struct Branch {
@@ -66,6 +81,7 @@ pub(super) struct Branch {
     weight: f64,
     pub(super) endpoints: HashMap<i64, SocketAddr>,
     pub(super) block: Vec<u8>,
+    pub(super) attempt_timeout: Option<f64>,
 }
 
 /// An installed route. Exchanges in flight keep theirs (an `Rc`) after it is replaced or forgotten;
@@ -74,6 +90,8 @@ pub(super) struct Route {
     pub(super) branches: Vec<Branch>,
     total: f64,
     pub(super) ctx_block: Vec<u8>,
+    /// The service's `totalTimeoutMs` in seconds.
+    pub(super) total_timeout: Option<f64>,
     released: Rc<RefCell<Vec<BranchId>>>,
 }
 
@@ -127,6 +145,10 @@ pub struct Core {
     pub(super) recent: f64,
     /// Completed requests, summed until the end of the call ([`Event::Done`]).
     results: Results<()>,
+    /// The timer of the exchanges' deadlines (made when the first one needs it), and when it is
+    /// due (the host's clock; infinite: not armed).
+    timer: Option<Timer>,
+    timer_at: f64,
 }
 
 pub(super) fn down_token(i: usize) -> Token {
@@ -154,13 +176,27 @@ impl Core {
             now: 0.0,
             recent: if recent.is_finite() { recent.clamp(0.0, 1.0) } else { 0.0 },
             results: Results::default(),
+            timer: None,
+            timer_at: f64::INFINITY,
         })
     }
 
     /// Registers a listener's rules; returns its index (the `server` of events and route keys).
     pub fn add_server(&mut self, cfg: ServerConfig) -> usize {
-        self.servers.push(Server { cfg, draining: false, count: 0 });
+        self.servers.push(Server { cfg, draining: false, count: 0, in_flight: 0, py_active: 0 });
         self.servers.len() - 1
+    }
+
+    /// The host's requests in flight on listener `server` now (its half of `maxConcurrentRequests`).
+    pub fn set_active(&mut self, server: usize, active: usize) {
+        if let Some(s) = self.servers.get_mut(server) {
+            s.py_active = active;
+        }
+    }
+
+    /// The lane's exchanges in flight on listener `server` (the host's view of the shared cap).
+    pub fn in_flight(&self, server: usize) -> usize {
+        self.servers.get(server).map_or(0, |s| s.in_flight)
     }
 
     /// The descriptor the host waits on (readable: something is ready).
@@ -171,8 +207,9 @@ impl Core {
 
     // === routes ===
 
-    /// Installs a route under `key` (see [`super::head::route_key`]); false without branches.
-    pub fn install(&mut self, key: Vec<u8>, branches: Vec<BranchSpec>, ctx_block: Vec<u8>) -> bool {
+    /// Installs a route under `key` (see [`super::head::route_key`]), with its service's
+    /// `totalTimeoutMs` (seconds); false without branches.
+    pub fn install(&mut self, key: Vec<u8>, branches: Vec<BranchSpec>, ctx_block: Vec<u8>, total_timeout: Option<f64>) -> bool {
         if branches.is_empty() {
             return false;
         }
@@ -182,20 +219,22 @@ impl Core {
             .map(|b| {
                 let weight = b.weight.max(0.0);
                 total += weight;
-                Branch { id: b.id, weight, endpoints: b.endpoints.into_iter().collect(), block: b.block }
+                let attempt_timeout = b.attempt_timeout.filter(|t| t.is_finite() && *t > 0.0);
+                Branch { id: b.id, weight, endpoints: b.endpoints.into_iter().collect(), block: b.block, attempt_timeout }
             })
             .collect();
         if self.routes.len() >= MAX_ROUTES {
-            self.routes.clear();
+            self.routes = HashMap::new();
         }
-        let route = Route { branches, total, ctx_block, released: Rc::clone(&self.released) };
+        let total_timeout = total_timeout.filter(|t| t.is_finite() && *t > 0.0);
+        let route = Route { branches, total, ctx_block, total_timeout, released: Rc::clone(&self.released) };
         self.routes.insert(key, Rc::new(route));
         true
     }
 
     /// Forgets every route (exchanges in flight keep theirs).
     pub fn clear_routes(&mut self) {
-        self.routes.clear();
+        self.routes = HashMap::new();
     }
 
     /// Number of installed routes.
@@ -262,7 +301,12 @@ impl Core {
 
     fn handle_events<E: Env>(&mut self, env: &mut E) {
         let ready: Vec<(usize, bool)> = self.events.iter().map(|e| (e.token().0, e.is_read_closed())).collect();
+        let mut timer = false;
         for (t, read_closed) in ready {
+            if t == TIMER.0 {
+                timer = true;
+                continue;
+            }
             let up = t % 2 == 1;
             let i = if up {
                 match self.up_ready(t / 2) {
@@ -276,6 +320,7 @@ impl Core {
                 continue;
             };
             let fate = if !up {
+                d.fin |= read_closed;
                 self.on_down(env, i, &mut d)
             } else if let Some(ex) = d.ex.as_mut().filter(|ex| ex.up == t / 2) {
                 ex.closing |= read_closed;
@@ -285,6 +330,90 @@ impl Core {
             };
             self.settle(env, i, d, fate);
         }
+        if timer {
+            if let Some(t) = &self.timer {
+                t.clear();
+            }
+            self.timer_at = f64::INFINITY;
+            self.expire(env);
+        }
+    }
+
+    // === deadlines ===
+
+    /// Arms the timer for `at` (the host's clock) unless it is due earlier already.
+    pub(super) fn arm_at(&mut self, at: f64) {
+        if at >= self.timer_at || !at.is_finite() {
+            return;
+        }
+        if self.timer.is_none() {
+            match Timer::new(self.poll.registry(), TIMER) {
+                Ok(t) => self.timer = Some(t),
+                Err(_) => return, // the sweep still finds what expired, later
+            }
+        }
+        if let Some(t) = &self.timer {
+            t.arm(at - self.now);
+            self.timer_at = at;
+        }
+    }
+
+    /// The exchanges whose deadline passed move on (see [`Core::expired`]); the timer is armed
+    /// for the next deadline.
+    fn expire<E: Env>(&mut self, env: &mut E) {
+        let now = self.now;
+        let mut next = f64::INFINITY;
+        for i in 0..self.conns.len() {
+            let Some(due) = self.conns[i].as_ref().and_then(|d| d.ex.as_ref()).map(|ex| ex.due()) else {
+                continue;
+            };
+            if due > now {
+                next = next.min(due);
+                continue;
+            }
+            if let Some(mut d) = self.conns[i].take() {
+                let fate = self.expired(&mut d);
+                self.settle(env, i, d, fate);
+            }
+        }
+        self.arm_at(next);
+    }
+
+    /// A deadline of the connection's exchange passed. Before the response head, the exchange
+    /// goes to the host, saying which deadline passed: the host fails the attempt as the trio path
+    /// does (a retry, or the 503 it answers); after it, the request's deadline cuts the response
+    /// short, as the trio path's cancellation does.
+    fn expired(&mut self, d: &mut Down) -> Fate {
+        let Some(ex) = d.ex.as_ref() else {
+            return Fate::Keep;
+        };
+        if ex.head_at > 0.0 {
+            return Fate::Close;
+        }
+        let kind = if ex.deadline_at <= self.now {
+            Expired::Request
+        } else if ex.state == Up::Connecting {
+            Expired::Connect
+        } else {
+            Expired::Attempt
+        };
+        match self.take_ex(d) {
+            Some(mut ex) => {
+                self.drop_up(ex.up, &mut ex.sock);
+                ex.expired = kind;
+                Fate::Resume(ex)
+            }
+            None => Fate::Close,
+        }
+    }
+
+    /// The connection's exchange leaves it (done, handed over, failed, abandoned).
+    pub(super) fn take_ex(&mut self, d: &mut Down) -> Option<Box<Exchange>> {
+        let ex = d.ex.take();
+        if ex.is_some() {
+            self.servers[d.server].in_flight -= 1;
+        }
+        ex
     }
 
     /// Carries out what became of connection `i`.
@@ -301,19 +430,31 @@ impl Core {
         self.free.push(i);
     }
 
-    /// Closes connections idle past their listener's idle timeout, and answers those whose head
-    /// has been arriving for longer than the header timeout with the timeout response, then
-    /// closes them.
+    /// Closes connections idle past their listener's idle timeout, and those whose client has
+    /// not taken any of the response for the write timeout (with their exchange and upstream);
+    /// answers those whose head has been arriving for longer than the header timeout with the
+    /// timeout response, then closes them. Deadlines the timer did not report yet are carried
+    /// out, and the connection and upstream tables give back their unused tail.
     pub fn sweep<E: Env>(&mut self, env: &mut E, now: f64) {
         self.now = now;
         for i in 0..self.conns.len() {
             let Some(d) = self.conns[i].as_mut() else {
                 continue;
             };
+            let server = &self.servers[d.server].cfg;
+            if d.pending_out() > 0 {
+                let since = *d.stalled.get_or_insert(now);
+                if now - since >= server.write_timeout {
+                    if let Some(d) = self.conns[i].take() {
+                        self.close_down(env, d);
+                        self.free.push(i);
+                    }
+                }
+                continue;
+            }
             if d.ex.is_some() {
                 continue;
             }
-            let server = &self.servers[d.server].cfg;
             let slow_head = d.head_since.is_some_and(|t| now - t >= server.header_timeout);
             let idle = d.buf.is_empty() && d.idle_out() && now - d.since >= server.idle_timeout;
             if slow_head {
@@ -327,7 +468,26 @@ impl Core {
                 }
             }
         }
+        self.expire(env);
+        self.shrink();
         self.end_call(env);
+    }
+
+    /// Gives back the tails of the slot tables that no connection uses (a slot is a token: only
+    /// the unused end can go), and the pools' empty lists; the lowest free slots are reused first.
+    fn shrink(&mut self) {
+        while matches!(self.conns.last(), Some(None)) {
+            self.conns.pop();
+        }
+        let n = self.conns.len();
+        self.free.retain(|&i| i < n);
+        self.free.sort_unstable_by(|a, b| b.cmp(a));
+        if self.conns.capacity() > 2 * n + 64 {
+            self.conns.shrink_to(n + n / 2);
+            self.free.shrink_to(n);
+        }
+        self.ups.shrink();
+        self.pools.shrink();
     }
 
     /// Graceful stop of one listener: idle connections close now, busy ones after their response.
@@ -359,6 +519,10 @@ impl Core {
         self.pools.clear();
         self.ups.clear();
         self.routes.clear();
+        if let Some(t) = self.timer.take() {
+            t.deregister(self.poll.registry());
+        }
+        self.timer_at = f64::INFINITY;
         self.end_call(env);
     }
 
@@ -384,10 +548,10 @@ impl Core {
 
     /// The connection goes to the host with everything it sent that was not consumed.
     fn handoff<E: Env>(&mut self, env: &mut E, d: Down) {
-        let Down { mut sock, server, buf, .. } = d;
+        let Down { mut sock, server, buf, eof, .. } = d;
         let _ = self.poll.registry().deregister(&mut sock);
         self.servers[server].count -= 1;
-        env.emit(Event::Handoff { server, sock, received: buf });
+        env.emit(Event::Handoff { server, sock, received: buf, eof });
     }
 
     /// The connection and its exchange go to the host, which continues the exchange.
@@ -396,18 +560,19 @@ impl Core {
         let _ = self.poll.registry().deregister(&mut down);
         self.servers[server].count -= 1;
         let branch = ex.branch_id();
-        let Exchange { sock: up, buf, raw, body, eof, slot, started, .. } = *ex;
+        let Exchange { sock: up, buf, raw, body, eof, error, expired, slot, started, .. } = *ex;
         // The host reads the request body again from the client's bytes: it goes back in front.
         let mut down_buf = body;
         down_buf.extend_from_slice(&rest);
-        env.emit(Event::Resume { branch, server, slot, started, down, down_buf, head: raw, up, up_buf: buf, up_eof: eof });
+        let (up_buf, up_eof, up_error) = (buf, eof, error);
+        env.emit(Event::Resume { branch, server, slot, started, down, down_buf, head: raw, up, up_buf, up_eof, up_error, expired });
     }
 
     /// Closes a connection (and its exchange, reported as abandoned or done).
     fn close_down<E: Env>(&mut self, env: &mut E, mut d: Down) {
         let _ = self.poll.registry().deregister(&mut d.sock);
         self.servers[d.server].count -= 1;
-        if let Some(mut ex) = d.ex.take() {
+        if let Some(mut ex) = self.take_ex(&mut d) {
             self.drop_up(ex.up, &mut ex.sock);
             if ex.head_at > 0.0 {
                 self.completed(env, &ex, d.server);
@@ -442,6 +607,11 @@ impl Core {
 
 #[cfg(test)]
 impl Core {
+    /// The lengths of the client and upstream slot tables (used or free).
+    pub(super) fn slots(&self) -> (usize, usize) {
+        (self.conns.len(), self.ups.len())
+    }
+
     /// Bytes waiting to be written to clients, and bytes read from upstreams and not yet relayed.
     pub(super) fn buffered(&self) -> (usize, usize) {
         self.conns.iter().flatten().fold((0, 0), |(out, up), d| {

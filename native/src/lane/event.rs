@@ -17,8 +17,9 @@ pub type BranchId = usize;
 #[derive(Debug)]
 pub enum Event {
     /// A request the lane declines: the host serves the connection, starting with `received`
-    /// (everything the client sent that the lane did not consume).
-    Handoff { server: usize, sock: TcpStream, received: Vec<u8> },
+    /// (everything the client sent that the lane did not consume); `eof`: the client has closed
+    /// its sending side (nothing more will come after `received`).
+    Handoff { server: usize, sock: TcpStream, received: Vec<u8>, eof: bool },
     /// Requests the lane completed, summed per branch, listener and status (one per batch, after
     /// the other events of the same call); their latencies already went to the balancer.
     Done {
@@ -37,7 +38,9 @@ pub enum Event {
     },
     /// A response the lane will not relay: the host continues the exchange with both connections.
     /// `down_buf` is what the client sent past the request head (its body first), `head` the
-    /// request head as received, `up_buf` what the upstream sent so far, `up_eof` whether it ended.
+    /// request head as received, `up_buf` what the upstream sent so far, `up_eof` whether it ended,
+    /// `up_error` the OS error that ended it (0: none, a plain end of stream); `expired` says
+    /// which deadline passed, if that is why the lane stopped (before the response head).
     Resume {
         branch: BranchId,
         server: usize,
@@ -49,6 +52,8 @@ pub enum Event {
         up: TcpStream,
         up_buf: Vec<u8>,
         up_eof: bool,
+        up_error: i32,
+        expired: Expired,
     },
     /// The upstream could not be reached (nothing was received by it); a [`Event::Handoff`] with
     /// the request follows so the host can requeue it.
@@ -72,6 +77,20 @@ pub enum Event {
     /// One request answered on a listener with an access log: its head as received, the client's
     /// address, the status and the Content-Length answered (-1: none, or chunked).
     Access { server: usize, head: Vec<u8>, peer: Option<IpAddr>, status: u16, length: i64 },
+}
+
+/// Which deadline of an exchange passed before its response head ([`Event::Resume`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expired {
+    /// None: the lane hands the response over for another reason.
+    No = 0,
+    /// The client's `requestAttemptTimeoutMs`, while the upstream connection was being opened
+    /// (the request was not sent: the host requeues it as it does a connect that timed out).
+    Connect = 1,
+    /// The client's `requestAttemptTimeoutMs`, after the request was (being) sent.
+    Attempt = 2,
+    /// The request's deadline (`totalTimeoutMs`, `l5d-ctx-deadline`).
+    Request = 3,
 }
 
 /// The host as the core sees it: the balancers of its branches, and where events go.

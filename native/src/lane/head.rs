@@ -21,6 +21,10 @@ const HOP_BY_HOP: [&[u8]; 10] = [
     b"upgrade",
     b"http2-settings",
 ];
+/// Removed from every request: Linkerd 1.x drops a received `x-forwarded-client-cert` unless the
+/// client's `forwardClientCert` is on (linkerd/linkerd#2068, against spoofing); pyproxy has no
+/// TLS, so it always drops it (`pyproxy.http.headers.scan_request`).
+const XFCC: &[u8] = b"x-forwarded-client-cert";
 /// What a client cannot nominate away in `Connection`.
 const NOT_NOMINABLE: [&[u8]; 4] = [b"host", b"content-length", b"transfer-encoding", b"via"];
 const DTAB: &[u8] = b"l5d-dtab";
@@ -89,6 +93,47 @@ pub struct Scan<'a> {
     pub key: Vec<u8>,
     /// The received `l5d-ctx-trace`, decoded.
     pub parent: Option<super::trace::TraceId>,
+    /// The received `l5d-ctx-deadline`: the strictest valid `(timestamp, deadline)` in ns.
+    pub deadline: Option<(u64, u64)>,
+}
+
+/// ASCII whitespace as Python's `bytes.split()` splits on.
+fn py_space(c: &u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// A valid `l5d-ctx-deadline` value holds a number past `u64` (the lane declines the request).
+#[derive(Debug, PartialEq, Eq)]
+pub struct TooLarge;
+
+/// The strictest valid `l5d-ctx-deadline` value (`<timestamp_ns> <deadline_ns>`, two runs of ASCII
+/// digits): the twin of `pyproxy.http.context.parse_deadline`, its quirks included (a value with
+/// an earlier deadline keeps the larger of the two timestamps). `Err` when a valid value holds a
+/// number past `u64` (Python's are unbounded: the lane declines such a request).
+pub fn parse_deadline(values: &[&[u8]]) -> Result<Option<(u64, u64)>, TooLarge> {
+    let mut best: Option<(u64, u64)> = None;
+    for v in values {
+        let mut parts = v.split(py_space).filter(|p| !p.is_empty());
+        let (Some(a), Some(b), None) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if !a.iter().all(u8::is_ascii_digit) || !b.iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        let number = |p: &[u8]| p.iter().try_fold(0u64, |n, &c| n.checked_mul(10)?.checked_add(u64::from(c - b'0'))).ok_or(TooLarge);
+        let (ts, dl) = (number(a)?, number(b)?);
+        match best {
+            Some((_, bdl)) if dl >= bdl => {}
+            Some((bts, _)) => best = Some((ts.max(bts), dl)),
+            None => best = Some((ts, dl)),
+        }
+    }
+    Ok(best)
+}
+
+/// `l5d-ctx-deadline: <timestamp_ns> <deadline_ns>` (`pyproxy.http.context.format_deadline`).
+pub fn deadline_field(timestamp_ns: u64, deadline_ns: u64) -> Vec<u8> {
+    format!("l5d-ctx-deadline: {timestamp_ns} {deadline_ns}\r\n").into_bytes()
 }
 
 /// The key a route is installed under: the server, the identifier's value and the override fields
@@ -134,9 +179,10 @@ pub fn scan_request<'a>(req: &Request<'a>, server: u16, rules: &ServerRules) -> 
     let mut ctx_dtab: Vec<&[u8]> = Vec::new();
     let mut dtab: Vec<&[u8]> = Vec::new();
     let mut trace: Option<&[u8]> = None;
+    let mut deadlines: Vec<&[u8]> = Vec::new();
     for f in &req.fields {
         let name = f.name;
-        if any(name, &HOP_BY_HOP) || nominated(name) {
+        if any(name, &HOP_BY_HOP) || nominated(name) || eq(name, XFCC) {
             continue;
         }
         if is_l5d(name) {
@@ -144,8 +190,10 @@ pub fn scan_request<'a>(req: &Request<'a>, server: u16, rules: &ServerRules) -> 
                 continue;
             }
             if any(name, &CONTEXT) {
-                if eq(name, CTX_DEADLINE) || eq(name, SAMPLE) {
-                    return None; // deadlines and sampling: the Python path
+                if eq(name, SAMPLE) {
+                    return None; // sampling: the Python path
+                } else if eq(name, CTX_DEADLINE) {
+                    deadlines.push(f.value);
                 } else if eq(name, DTAB) {
                     dtab.push(f.value);
                 } else if eq(name, CTX_DTAB) {
@@ -187,11 +235,13 @@ pub fn scan_request<'a>(req: &Request<'a>, server: u16, rules: &ServerRules) -> 
         // A value the Python path would not decode the same way goes there.
         Some(t) => Some(super::trace::TraceId::from_header(t)?),
     };
+    let deadline = parse_deadline(&deadlines).ok()?;
     Some(Scan {
         kept,
         via,
         key: route_key(server, ident, &ctx_dtab, &dtab),
         parent,
+        deadline,
     })
 }
 
@@ -213,7 +263,8 @@ fn via_value(out: &mut Vec<u8>, received: &[&[u8]], ours: &[u8]) {
 }
 
 /// The request head sent upstream: the start line, the kept fields, `Via`, the route's
-/// `l5d-dst-*` block, trace and request id, the override block, and the framing field.
+/// `l5d-dst-*` block, trace and request id, the override block, `stamp` (the timestamp and
+/// deadline fields), and the framing field.
 #[allow(clippy::too_many_arguments)]
 pub fn request_head(
     req: &Request<'_>,

@@ -11,11 +11,14 @@
 //! and where [`event::Event`]s go), and knows the lane's routes by the [`event::BranchId`]s it
 //! gave their branches. What the host is told:
 //!
-//! * [`Event::Handoff`]: a request the lane declines, with its connection and the bytes received
-//!   (the connection stays with the host until a request of it qualifies again);
+//! * [`Event::Handoff`]: a request the lane declines, with its connection, the bytes received and
+//!   whether the client closed its side (the connection stays with the host until a request of it
+//!   qualifies again); declined too: a request over `maxConcurrentRequests` (the lane's exchanges
+//!   and the host's requests together, [`Core::set_active`]) and one whose deadline already passed;
 //! * [`Event::Resume`]: a response the lane will not relay (5xx for classification and retries,
-//!   interim, close-delimited, unparsable), with both connections, so the host's exchange
-//!   continues where the lane stopped;
+//!   interim, close-delimited, unparsable), or an exchange whose deadline passed before its
+//!   response head ([`Expired`]: the attempt's, the request's), with both connections, so the
+//!   host's exchange continues where the lane stopped;
 //! * [`Event::Failed`]: an upstream the lane could not reach (a handoff of the request follows);
 //! * [`Event::Abandon`]: an exchange given up before its response (the client went away);
 //! * [`Event::Done`]: completed requests, summed per branch, listener and status at the end of
@@ -26,8 +29,14 @@
 //! [`core`] holds the event loop and the host's calls, [`connection`] a client connection,
 //! [`upstream`] an exchange with an upstream, [`relay`] the response body, [`pool`] the idle
 //! upstream connections, [`head`] the header rules, [`trace`] the trace ids and draws,
-//! [`results`] the summed results, and this module the socket helpers. `py/lane.rs` wraps the
-//! core for Python.
+//! [`results`] the summed results, `timer` the deadlines' timerfd, and this module the socket
+//! helpers. `py/lane.rs` wraps the core for Python.
+//!
+//! Every per-connection buffer is bounded: a client's received bytes by a head's worth between
+//! requests and `connection::READ_AHEAD` while one is in flight; its pending response by
+//! `relay::HIGH_WATER` plus one body read; an upstream's by a head's worth, then one body read.
+//! An emptied buffer gives back its capacity past 64 KiB, and [`Core::sweep`] gives back the unused
+//! tails of the slot tables and the pools' empty lists.
 
 mod connection;
 pub mod core;
@@ -35,12 +44,13 @@ pub mod event;
 pub mod head;
 pub mod pool;
 mod relay;
+mod timer;
 pub mod results;
 pub mod trace;
 mod upstream;
 
 pub use self::core::{BranchSpec, Core, ServerConfig, UnknownServer};
-pub use self::event::{BranchId, Env, Event};
+pub use self::event::{BranchId, Env, Event, Expired};
 
 use std::io::{self, Read, Write};
 
@@ -73,7 +83,11 @@ pub fn release_fd(sock: TcpStream) -> i32 {
 /// Stops at `WouldBlock`, or after a read shorter than asked: on a TCP socket that read emptied
 /// the receive queue, and new data will raise a new edge (saves an `EAGAIN` call per read). An
 /// error other than `WouldBlock` is returned.
-pub fn read_some(sock: &mut TcpStream, buf: &mut Vec<u8>, limit: usize) -> io::Result<(usize, bool)> {
+///
+/// `closing`: a readiness event said the peer closed its sending side. Its FIN may have come with
+/// the last bytes, and no later edge would tell: then a short read is not taken as drained, and
+/// reading goes on until the end of the stream (or `WouldBlock`, or the limit) is seen.
+pub fn read_some(sock: &mut TcpStream, buf: &mut Vec<u8>, limit: usize, closing: bool) -> io::Result<(usize, bool)> {
     let mut total = 0;
     let mut chunk = [0u8; 16 * 1024];
     while buf.len() < limit {
@@ -83,7 +97,7 @@ pub fn read_some(sock: &mut TcpStream, buf: &mut Vec<u8>, limit: usize) -> io::R
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
                 total += n;
-                if n < want {
+                if n < want && !closing {
                     return Ok((total, false));
                 }
             }

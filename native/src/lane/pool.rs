@@ -60,6 +60,14 @@ impl Pools {
     pub fn clear(&mut self) {
         self.idle.clear();
     }
+
+    /// Forgets the endpoints with no idle connection (an endpoint once used costs nothing after).
+    pub fn shrink(&mut self) {
+        self.idle.retain(|_, list| !list.is_empty());
+        if self.idle.capacity() > 2 * self.idle.len() + 16 {
+            self.idle.shrink_to_fit();
+        }
+    }
 }
 
 /// Nothing to read and not closed: readable would mean the upstream closed it (or sent bytes
@@ -123,6 +131,27 @@ impl UpSlots {
     pub(super) fn clear(&mut self) {
         self.owners.clear();
         self.free.clear();
+    }
+
+    /// Gives back the unused tail of the table (a slot is a token: only the end can go); the
+    /// lowest free slots are reused first.
+    pub(super) fn shrink(&mut self) {
+        while matches!(self.owners.last(), Some(None)) {
+            self.owners.pop();
+        }
+        let n = self.owners.len();
+        self.free.retain(|&k| k < n);
+        self.free.sort_unstable_by(|a, b| b.cmp(a));
+        if self.owners.capacity() > 2 * n + 64 {
+            self.owners.shrink_to(n + n / 2);
+            self.free.shrink_to(n);
+        }
+    }
+
+    /// Slots in the table (used or free), for the tests of its bounds.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.owners.len()
     }
 }
 

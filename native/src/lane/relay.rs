@@ -105,8 +105,8 @@ fn chunk_step(buf: &mut Vec<u8>, out: &mut Vec<u8>, chunk: Chunk, rules: ChunkRu
 
 /// A body needs more bytes from the upstream: write what waits first, and read only while the
 /// client keeps up (the body resumes from `on_down` once it has taken enough).
-fn more(d: &mut Down) -> More {
-    if d.flush().is_err() {
+fn more(d: &mut Down, now: f64) -> More {
+    if d.flush(now).is_err() {
         return More::Stop(Fate::Close);
     }
     if d.pending_out() >= HIGH_WATER {
@@ -119,7 +119,7 @@ fn more(d: &mut Down) -> More {
         return More::Ended;
     }
     let want = ex.buf.len() + BODY_READ;
-    match read_some(&mut ex.sock, &mut ex.buf, want) {
+    match read_some(&mut ex.sock, &mut ex.buf, want, ex.closing) {
         Ok((0, false)) => More::Stop(Fate::Keep),
         Ok((_, eof)) => {
             ex.eof |= eof;
@@ -182,7 +182,7 @@ impl Core {
 
     /// Reads more of a body, or stops: for now, or for good when the upstream ended it early.
     fn more_body<E: Env>(&mut self, env: &mut E, i: usize, d: &mut Down) -> Step {
-        match more(d) {
+        match more(d, self.now) {
             More::Read => Step::Next,
             More::Stop(fate) => Step::Stop(fate),
             More::Ended => Step::Stop(self.finish(env, i, d, true)),
@@ -192,7 +192,7 @@ impl Core {
     /// The response is relayed (or cut short: `truncated`): pool the upstream connection, report
     /// the request, and go on with the connection's next one (or close it).
     pub(super) fn finish<E: Env>(&mut self, env: &mut E, i: usize, d: &mut Down, truncated: bool) -> Fate {
-        let Some(ex) = d.ex.take() else {
+        let Some(ex) = self.take_ex(d) else {
             return Fate::Close;
         };
         let reusable = !truncated && ex.up_keep && ex.buf.is_empty() && !ex.eof && !ex.closing;
@@ -211,10 +211,12 @@ impl Core {
             let (server, ended) = (d.server, self.now);
             env.emit(Event::Sampled { branch, server, slot, started, ended, status, method, target, peer });
         }
-        if truncated || !keep_down || self.servers[d.server].draining {
+        // Draining: the connection closes after this response unless a request already came whole
+        // behind it (the trio path serves those too).
+        if truncated || !keep_down || (self.servers[d.server].draining && !self.holds_request(d)) {
             d.close_after = true;
         }
-        if d.flush().is_err() {
+        if d.flush(self.now).is_err() {
             return Fate::Close;
         }
         self.advance(env, i, d)

@@ -11,7 +11,7 @@ use mio::Interest;
 
 use super::connection::{Down, Fate, Request};
 use super::core::{up_token, Core, Route};
-use super::event::{BranchId, Env, Event};
+use super::event::{BranchId, Env, Event, Expired};
 use super::head::{self, Body};
 use super::relay::Chunk;
 use super::{read_some, write_some};
@@ -44,6 +44,14 @@ pub(super) struct Exchange {
     /// Received from the upstream and not yet relayed.
     pub(super) buf: Vec<u8>,
     pub(super) eof: bool,
+    /// The OS error that ended the upstream's stream (0: none).
+    pub(super) error: i32,
+    /// Which deadline passed, when that is why the host takes the exchange over.
+    pub(super) expired: Expired,
+    /// When the attempt (`requestAttemptTimeoutMs`, until the response head) and the request
+    /// (`totalTimeoutMs`, `l5d-ctx-deadline`) time out, on the host's clock (infinite: never).
+    pub(super) attempt_at: f64,
+    pub(super) deadline_at: f64,
     /// A readiness event said the upstream closed its side (its FIN may come with the response,
     /// and no later edge would tell): the connection is not pooled.
     pub(super) closing: bool,
@@ -76,6 +84,15 @@ impl Exchange {
     pub(super) fn relaying_body(&self) -> bool {
         matches!(self.state, Up::Body(_) | Up::Chunked(_))
     }
+
+    /// When its next deadline passes: the request's, and before the response head the attempt's.
+    pub(super) fn due(&self) -> f64 {
+        if self.head_at > 0.0 {
+            self.deadline_at
+        } else {
+            self.deadline_at.min(self.attempt_at)
+        }
+    }
 }
 
 /// What one step of an exchange leads to: the next step, or a fate for the connection.
@@ -95,7 +112,7 @@ impl Core {
     /// Sends `req` upstream on a pooled connection or a new one; the host gets the request back
     /// when no connection can be opened.
     pub(super) fn start_exchange<E: Env>(&mut self, env: &mut E, i: usize, d: &mut Down, req: Request) -> Fate {
-        let Request { route, branch, slot, addr, raw, body, fwd, keep_down, head_request, req_minor } = req;
+        let Request { route, branch, slot, addr, raw, body, fwd, keep_down, head_request, req_minor, attempt_at, deadline_at } = req;
         let (sock, up, pooled, state) = match self.take_pooled(addr, i) {
             Some((sock, up)) => (sock, up, true, Up::Sending),
             None => match self.open_up(i, addr) {
@@ -119,6 +136,10 @@ impl Core {
             fwd_pos: 0,
             buf: Vec::new(),
             eof: false,
+            error: 0,
+            expired: Expired::No,
+            attempt_at,
+            deadline_at,
             closing: false,
             raw,
             body,
@@ -134,6 +155,8 @@ impl Core {
             head_request,
             req_minor,
         }));
+        self.servers[d.server].in_flight += 1;
+        self.arm_at(attempt_at.min(deadline_at));
         self.on_up(env, i, d)
     }
 
@@ -215,9 +238,12 @@ impl Core {
         };
         let rules = &self.servers[d.server].cfg.rules;
         if !ex.eof {
-            match read_some(&mut ex.sock, &mut ex.buf, rules.max_head + (1 << 16)) {
+            match read_some(&mut ex.sock, &mut ex.buf, rules.max_head + (1 << 16), ex.closing) {
                 Ok((_, eof)) => ex.eof = eof,
-                Err(_) => ex.eof = true,
+                Err(e) => {
+                    ex.eof = true;
+                    ex.error = e.raw_os_error().unwrap_or(0);
+                }
             }
         }
         let resp = match h1::parse_response_head(&ex.buf, rules.max_head, rules.max_headers) {
@@ -252,7 +278,7 @@ impl Core {
     /// Nothing reached the upstream: report it, and give the request back to the host (it
     /// requeues it).
     fn connect_failed<E: Env>(&mut self, env: &mut E, d: &mut Down) -> Fate {
-        let Some(mut ex) = d.ex.take() else {
+        let Some(mut ex) = self.take_ex(d) else {
             return Fate::Close;
         };
         self.drop_up(ex.up, &mut ex.sock);
@@ -281,6 +307,7 @@ impl Core {
         ex.fwd_pos = 0;
         ex.buf.clear();
         ex.eof = false;
+        ex.error = 0;
         ex.closing = false;
         let interest = Interest::READABLE | Interest::WRITABLE;
         if self.poll.registry().register(&mut ex.sock, up_token(ex.up), interest).is_err() {
@@ -291,7 +318,7 @@ impl Core {
 
     /// The host continues the exchange from here (a response the lane does not relay itself).
     fn give_up(&mut self, d: &mut Down) -> Fate {
-        match d.ex.take() {
+        match self.take_ex(d) {
             Some(mut ex) => {
                 self.drop_up(ex.up, &mut ex.sock);
                 Fate::Resume(ex)

@@ -26,8 +26,8 @@ use crate::lane::results::Hist;
 use crate::lane::{adopt_fd, release_fd, BranchId, BranchSpec, Core, Env, Event, ServerConfig};
 
 /// A branch as `Lane.install` receives it: weight, Python object, balancer, `(slot, ip, port)`s,
-/// field block.
-type BranchArg = (f64, Py<PyAny>, Py<Balancer>, Vec<(i64, String, u16)>, Vec<u8>);
+/// field block, its client's `requestAttemptTimeoutMs` in seconds (or None).
+type BranchArg = (f64, Py<PyAny>, Py<Balancer>, Vec<(i64, String, u16)>, Vec<u8>, Option<f64>);
 
 fn os_err(e: std::io::Error) -> PyErr {
     PyOSError::new_err(e.to_string())
@@ -107,12 +107,14 @@ impl Env for PyEnv<'_, '_> {
     }
 }
 
-/// A request the lane declines: Python serves the connection `fd`, starting with `received`.
+/// A request the lane declines: Python serves the connection `fd`, starting with `received`
+/// (`eof`: the client closed its sending side after them).
 #[pyclass(module = "pyproxy._native", frozen, get_all)]
 pub struct LaneHandoff {
     server: usize,
     fd: i32,
     received: Py<PyBytes>,
+    eof: bool,
 }
 
 /// Requests the lane completed on one branch and listener with one status: their count, the
@@ -131,6 +133,9 @@ pub struct LaneDone {
 }
 
 /// A response the lane will not relay: Python continues the exchange with both connections.
+/// `up_error`: the errno that ended the upstream's stream (0: none); `expired`: which deadline
+/// passed before the response head (0: none, 1: the attempt's while connecting, 2: the attempt's,
+/// 3: the request's; `pyproxy.datapath.attempt.EXPIRED_*`).
 #[pyclass(module = "pyproxy._native", frozen, get_all)]
 pub struct LaneResume {
     branch: Py<PyAny>,
@@ -143,6 +148,8 @@ pub struct LaneResume {
     up_fd: i32,
     up_buf: Py<PyBytes>,
     up_eof: bool,
+    up_error: i32,
+    expired: u8,
 }
 
 /// The upstream could not be reached; a `LaneHandoff` of the request follows.
@@ -202,8 +209,8 @@ fn counts(py: Python<'_>, list: Vec<(i64, u64)>) -> PyResult<Py<PyAny>> {
 fn event_object(py: Python<'_>, branches: &Branches, event: Event) -> PyResult<Py<PyAny>> {
     let bytes = |b: &[u8]| PyBytes::new(py, b).unbind();
     let obj = match event {
-        Event::Handoff { server, sock, received } => {
-            Py::new(py, LaneHandoff { server, fd: release_fd(sock), received: bytes(&received) })?.into_any()
+        Event::Handoff { server, sock, received, eof } => {
+            Py::new(py, LaneHandoff { server, fd: release_fd(sock), received: bytes(&received), eof })?.into_any()
         }
         Event::Done { branch, server, status, count, head_ms, total_ms, slots, seconds } => {
             let done = LaneDone {
@@ -218,7 +225,7 @@ fn event_object(py: Python<'_>, branches: &Branches, event: Event) -> PyResult<P
             };
             Py::new(py, done)?.into_any()
         }
-        Event::Resume { branch, server, slot, started, down, down_buf, head, up, up_buf, up_eof } => {
+        Event::Resume { branch, server, slot, started, down, down_buf, head, up, up_buf, up_eof, up_error, expired } => {
             let resume = LaneResume {
                 branch: branches.obj(py, branch),
                 server,
@@ -230,6 +237,8 @@ fn event_object(py: Python<'_>, branches: &Branches, event: Event) -> PyResult<P
                 up_fd: release_fd(up),
                 up_buf: bytes(&up_buf),
                 up_eof,
+                up_error,
+                expired: expired as u8,
             };
             Py::new(py, resume)?.into_any()
         }
@@ -301,7 +310,14 @@ impl Lane {
     }
 
     /// Registers a listener's rules; returns its index (the `server` of events and keys).
+    /// `write_timeout`: seconds a client's pending response may make no progress;
+    /// `max_concurrent`: the listener's `maxConcurrentRequests` (shared with Python's count, see
+    /// `set_active`).
     #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (
+        edge, via, max_call_depth, ident, max_line, max_head, max_headers, stream_after, idle_timeout,
+        header_timeout, timeout_response, access_log, timestamp_header, write_timeout = 60.0, max_concurrent = None
+    ))]
     fn add_server(
         &mut self,
         edge: bool,
@@ -317,6 +333,8 @@ impl Lane {
         timeout_response: Vec<u8>,
         access_log: bool,
         timestamp_header: Option<Vec<u8>>,
+        write_timeout: f64,
+        max_concurrent: Option<usize>,
     ) -> usize {
         self.core.add_server(ServerConfig {
             rules: ServerRules {
@@ -334,7 +352,19 @@ impl Lane {
             timeout_response,
             access_log,
             timestamp_header,
+            write_timeout: if write_timeout.is_nan() { 60.0 } else { write_timeout.max(0.0) },
+            max_concurrent,
         })
+    }
+
+    /// Python's requests in flight on listener `server` (its half of `maxConcurrentRequests`).
+    fn set_active(&mut self, server: usize, active: usize) {
+        self.core.set_active(server, active);
+    }
+
+    /// The lane's exchanges in flight on listener `server`.
+    fn in_flight(&self, server: usize) -> usize {
+        self.core.in_flight(server)
     }
 
     /// The descriptor trio waits on (readable: something is ready).
@@ -342,11 +372,13 @@ impl Lane {
         self.core.fileno()
     }
 
-    /// Installs a route: `branches` are `(weight, branch, balancer, endpoints, block)` with
-    /// `endpoints` a list of `(slot, ip, port)`; False when an address is not an IP literal.
-    fn install(&mut self, key: Vec<u8>, branches: Vec<BranchArg>, ctx_block: Vec<u8>) -> bool {
+    /// Installs a route: `branches` are `(weight, branch, balancer, endpoints, block,
+    /// attempt_timeout)` with `endpoints` a list of `(slot, ip, port)`; `total_timeout`: the
+    /// service's `totalTimeoutMs` in seconds. False when an address is not an IP literal.
+    #[pyo3(signature = (key, branches, ctx_block, total_timeout = None))]
+    fn install(&mut self, key: Vec<u8>, branches: Vec<BranchArg>, ctx_block: Vec<u8>, total_timeout: Option<f64>) -> bool {
         let mut parsed = Vec::with_capacity(branches.len());
-        for (weight, obj, balancer, endpoints, block) in branches {
+        for (weight, obj, balancer, endpoints, block, attempt_timeout) in branches {
             let mut addrs = Vec::with_capacity(endpoints.len());
             for (slot, ip, port) in endpoints {
                 let Ok(ip) = ip.parse::<IpAddr>() else {
@@ -354,16 +386,22 @@ impl Lane {
                 };
                 addrs.push((slot, SocketAddr::new(ip, port)));
             }
-            parsed.push((weight, Branch { obj, balancer }, addrs, block));
+            parsed.push((weight, Branch { obj, balancer }, addrs, block, attempt_timeout));
         }
         if parsed.is_empty() {
             return false;
         }
         let specs = parsed
             .into_iter()
-            .map(|(weight, b, endpoints, block)| BranchSpec { id: self.branches.add(b), weight, endpoints, block })
+            .map(|(weight, b, endpoints, block, attempt_timeout)| BranchSpec {
+                id: self.branches.add(b),
+                weight,
+                endpoints,
+                block,
+                attempt_timeout,
+            })
             .collect();
-        let ok = self.core.install(key, specs, ctx_block);
+        let ok = self.core.install(key, specs, ctx_block, total_timeout);
         self.forget_released();
         ok
     }
@@ -425,9 +463,29 @@ impl Lane {
         self.core.connections(server)
     }
 
+    /// The lane's reading of `l5d-ctx-deadline` values (the twin of
+    /// `pyproxy.http.context.parse_deadline`, for the differential tests): the strictest valid
+    /// `(timestamp, deadline)`, None when there is none, and -1 when the lane declines the request
+    /// (a valid value with a number past 64 bits).
+    #[staticmethod]
+    fn parse_deadline<'py>(py: Python<'py>, values: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyAny>> {
+        let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        Ok(match head::parse_deadline(&refs) {
+            Ok(d) => d.into_pyobject(py)?.into_any(),
+            Err(head::TooLarge) => (-1i64).into_pyobject(py)?.into_any(),
+        })
+    }
+
+    /// The `l5d-ctx-deadline` field the lane writes (for the differential tests).
+    #[staticmethod]
+    fn deadline_field<'py>(py: Python<'py>, timestamp_ns: u64, deadline_ns: u64) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &head::deadline_field(timestamp_ns, deadline_ns))
+    }
+
     /// The lane's request rules on one head, for the differential tests against the trio path:
-    /// None when the lane declines it, else `(key, parent trace or None, forwarded head)` with the
-    /// given route block, trace and request id values, and override block.
+    /// None when the lane declines it, else `(key, parent trace or None, deadline or None,
+    /// forwarded head)` with the given route block, trace and request id values, and override
+    /// block.
     #[staticmethod]
     #[allow(clippy::too_many_arguments)]
     fn scan<'py>(
@@ -463,7 +521,8 @@ impl Lane {
         };
         let parent = scan.parent.map(|t| (t.span, t.parent, t.trace, t.flags));
         let fwd = head::request_head(&req, &scan, &rules, route_block, trace, reqid, ctx_block, stamp_block);
-        Ok(Some((PyBytes::new(py, &scan.key), parent, PyBytes::new(py, &fwd)).into_pyobject(py)?.into_any()))
+        let key = PyBytes::new(py, &scan.key);
+        Ok(Some((key, parent, scan.deadline, PyBytes::new(py, &fwd)).into_pyobject(py)?.into_any()))
     }
 
     /// The lane's response rules on one head, for the differential tests: None when it hands the

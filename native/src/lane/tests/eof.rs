@@ -67,7 +67,6 @@ fn client_eof_right_after_the_request_is_answered_then_closed() {
 /// A FIN that comes with the last bytes raises no edge of its own, and a read shorter than asked
 /// is taken to have emptied the socket: the lane does not see this end of stream.
 #[test]
-#[ignore = "known lane bug: a client's FIN that arrives with its last bytes is not seen"]
 fn client_eof_with_a_partial_head_hands_over_at_once() {
     let mut lane = Lane::new();
     let mut client = lane.client(b"");
@@ -75,10 +74,37 @@ fn client_eof_with_a_partial_head_hands_over_at_once() {
     client.shutdown(Shutdown::Write).expect("shutdown");
     let events = lane.wait_events("the handoff");
     assert_eq!(kinds(&events), ["handoff"]);
+    assert!(matches!(&events[0], Event::Handoff { received, eof: true, .. } if received == b"GET /a HTT"));
 }
 
 #[test]
-#[ignore = "known lane bug: a client's FIN that arrives with its last bytes is not seen"]
+fn client_eof_with_pipelined_requests_answers_them_all_then_closes() {
+    let mut lane = Lane::new();
+    let mut client = lane.client(b"");
+    write(&mut client, &[GET_A, GET_A].concat());
+    client.shutdown(Shutdown::Write).expect("shutdown");
+    let mut up = lane.accept();
+    for _ in 0..2 {
+        lane.read_message(&mut up);
+        write(&mut up, OK);
+    }
+    assert_eq!(lane.read_to_eof(&mut client), [ok_relayed(), ok_relayed()].concat());
+    lane.wait("the close", |l| l.connections() == 0);
+}
+
+#[test]
+fn client_eof_mid_small_body_hands_over_at_once_with_eof() {
+    let mut lane = Lane::new();
+    let mut client = lane.client(b"");
+    let sent: &[u8] = b"POST /p HTTP/1.1\r\nHost: web\r\nContent-Length: 10\r\n\r\nabc";
+    write(&mut client, sent);
+    client.shutdown(Shutdown::Write).expect("shutdown");
+    let events = lane.wait_events("the handoff");
+    assert!(matches!(&events[0], Event::Handoff { received, eof: true, .. } if received == sent));
+    assert!(lane.upstream_pending().is_none());
+}
+
+#[test]
 fn client_eof_with_the_request_closes_after_the_response() {
     let mut lane = Lane::new();
     let mut client = lane.client(b"");

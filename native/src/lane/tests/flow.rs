@@ -17,7 +17,7 @@ fn answer(lane: &mut Lane, client: &mut std::net::TcpStream, up: &mut std::net::
 
 /// Writes up to `size` bytes of body on `up` until it stalls (100 refusals in a row); returns
 /// how many were written.
-fn write_until_stalled(lane: &mut Lane, up: &mut std::net::TcpStream, size: usize) -> usize {
+pub(super) fn write_until_stalled(lane: &mut Lane, up: &mut std::net::TcpStream, size: usize) -> usize {
     let chunk = vec![b'x'; 1 << 16];
     let (mut sent, mut stalled, deadline) = (0, 0, Instant::now() + Duration::from_secs(20));
     while stalled < 100 && sent < size && Instant::now() < deadline {
@@ -258,7 +258,6 @@ fn close_abandons_the_exchanges_in_flight() {
 }
 
 #[test]
-#[ignore = "known lane gap: no write timeout; a client that stops reading keeps its connection and upstream"]
 fn a_client_that_stops_reading_is_timed_out() {
     const SIZE: usize = 64 << 20;
     let mut lane = Lane::new();

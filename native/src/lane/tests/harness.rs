@@ -17,6 +17,7 @@ pub const T0: f64 = 1000.0;
 pub const BRANCH: BranchId = 7;
 pub const IDLE_TIMEOUT: f64 = 10.0;
 pub const HEADER_TIMEOUT: f64 = 5.0;
+pub const WRITE_TIMEOUT: f64 = 60.0;
 pub const TIMEOUT_RESPONSE: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 /// The field block of the route's branch.
 pub const BLOCK: &[u8] = b"l5d-dst-service: /svc/web\r\n";
@@ -71,6 +72,8 @@ pub fn config() -> ServerConfig {
         timeout_response: TIMEOUT_RESPONSE.to_vec(),
         access_log: false,
         timestamp_header: None,
+        write_timeout: WRITE_TIMEOUT,
+        max_concurrent: None,
     }
 }
 
@@ -110,9 +113,15 @@ impl Lane {
 
     /// Installs the route of `Host: web`: one branch with these endpoints.
     pub fn route(&mut self, id: BranchId, endpoints: Vec<(i64, SocketAddr)>) {
+        self.route_timed(id, endpoints, None, None);
+    }
+
+    /// Installs the route of `Host: web` with a total timeout (the service's) and an attempt
+    /// timeout (its branch's client's), in seconds.
+    pub fn route_timed(&mut self, id: BranchId, endpoints: Vec<(i64, SocketAddr)>, total: Option<f64>, attempt: Option<f64>) {
         let key = route_key(self.server as u16, b"web", &[], &[]);
-        let branch = BranchSpec { id, weight: 1.0, endpoints, block: BLOCK.to_vec() };
-        assert!(self.core.install(key, vec![branch], Vec::new()));
+        let branch = BranchSpec { id, weight: 1.0, endpoints, block: BLOCK.to_vec(), attempt_timeout: attempt };
+        assert!(self.core.install(key, vec![branch], Vec::new(), total));
     }
 
     /// A new client connection adopted by the lane with `received` already read from it.

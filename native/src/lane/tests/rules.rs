@@ -1,7 +1,7 @@
 //! The lane's header rules against hand-written expectations (the black-box tests in
 //! `tests/test_lane.py` compare the lane with the Python path on real sockets).
 
-use crate::lane::head::{request_head, response_head, route_key, scan_request, trailer_block, Body, ServerRules};
+use crate::lane::head::{deadline_field, parse_deadline, TooLarge, request_head, response_head, route_key, scan_request, trailer_block, Body, ServerRules};
 use crate::h1;
 
 fn rules(edge: bool) -> ServerRules {
@@ -50,7 +50,7 @@ fn what_the_lane_declines() {
     for text in [
         &b"POST / HTTP/1.1\r\nHost: web\r\nContent-Length: 5121\r\n\r\n"[..],
         b"POST / HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: web\r\nl5d-ctx-deadline: 1 2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web\r\nl5d-ctx-deadline: 1 18446744073709551616\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: web\r\nl5d-sample: 0.5\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: web\r\nVia: 1.1 pyproxy-r\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: web\r\nVia: a, b\r\nVia: c, d\r\n\r\n",
@@ -142,4 +142,35 @@ fn results_are_summed_per_branch_listener_and_status() {
     };
     assert_eq!(a.head_ms.buckets, want);
     assert_eq!(a.total_ms.count, 2);
+}
+
+#[test]
+fn x_forwarded_client_cert_is_never_forwarded() {
+    let text = b"GET / HTTP/1.1\r\nHost: web\r\nX-Forwarded-Client-Cert: Hash=forged\r\nx-a: 1\r\nx-forwarded-client-cert: By=x\r\n\r\n";
+    let r = req(text);
+    for edge in [false, true] {
+        let scan = scan_request(&r, 0, &rules(edge)).unwrap();
+        let names: Vec<&[u8]> = scan.kept.iter().map(|f| f.name).collect();
+        assert_eq!(names, [&b"Host"[..], b"x-a"]);
+    }
+}
+
+#[test]
+fn deadlines_are_read_as_the_python_path_reads_them() {
+    // the strictest valid value; invalid ones ignored; a tighter deadline keeps the larger timestamp
+    assert_eq!(parse_deadline(&[b"10 500", b"20 400", b"30 450"]), Ok(Some((20, 400))));
+    assert_eq!(parse_deadline(&[b"30 400", b"20 300"]), Ok(Some((30, 300))));
+    assert_eq!(parse_deadline(&[b"nope", b"1 2 3", b"-1 5", b"1", b"", b"1 +2"]), Ok(None));
+    assert_eq!(parse_deadline(&[b" \t7\x0b  9\x0c"]), Ok(Some((7, 9))));
+    assert_eq!(parse_deadline(&[b"007 0100"]), Ok(Some((7, 100))));
+    assert_eq!(parse_deadline(&[b"1 18446744073709551615"]), Ok(Some((1, u64::MAX))));
+    assert_eq!(parse_deadline(&[b"1 18446744073709551616"]), Err(TooLarge));
+    assert_eq!(parse_deadline(&[]), Ok(None));
+    assert_eq!(deadline_field(17, 42), b"l5d-ctx-deadline: 17 42\r\n".to_vec());
+    let text = b"GET / HTTP/1.1\r\nHost: web\r\nl5d-ctx-deadline: 5 100\r\nL5D-CTX-DEADLINE: 6 90\r\n\r\n";
+    let r = req(text);
+    let inner = scan_request(&r, 0, &rules(false)).unwrap();
+    assert_eq!(inner.deadline, Some((6, 90)));
+    assert!(inner.kept.iter().all(|f| !f.name.eq_ignore_ascii_case(b"l5d-ctx-deadline")));
+    assert_eq!(scan_request(&r, 0, &rules(true)).unwrap().deadline, None, "an edge ignores it");
 }
