@@ -91,6 +91,21 @@ The Python API (thread-safe; every method may be called from any thread):
   builders    endpoints(), service(), endpoint_slice(), ingress(), config_map(), pod(), dtab()
               (module functions, also FakeK8s static methods), each returning a plain dict.
 
+What it does not do (a real apiserver does): no controllers (a Service makes no Endpoints or
+EndpointSlices, deleting a namespace deletes nothing, no garbage collection, finalizers or graceful
+pod deletion); namespaces are not objects and need not exist; no Nodes, Secrets or other kinds; no
+status subresources (``/status``), no server-side apply, ``dryRun``, ``fieldManager``,
+``managedFields`` or ``selfLink``; no pruning of unknown fields (they are kept); validation covers
+names, label and annotation maps and the fields the namer reads, nothing more; strategic merge
+patch knows only the merge keys of service ports, containers and conditions (no ``$patch``
+directives); ``resourceVersionMatch=Exact`` only at the current version (410 otherwise: no
+snapshots); a resourceVersion newer than the fake answers 504 at once (the apiserver waits up to 3 s
+first); no protobuf, CBOR, Table or gzip answers, no HTTP/2, TLS, websockets, ``/proxy`` or
+``/log``; an HTTP/1.0 watch still gets a chunked answer; bookmarks come only from ``bookmark()``,
+``bookmark_interval`` and a watch's ``timeoutSeconds`` (never on their own); one resourceVersion
+history for every kind (the apiserver keeps one watch cache per resource); no priority and
+fairness, no audit, no authorisation (a token is all or nothing).
+
 ``kind`` arguments take a kind or a plural, any case: ``"Endpoints"``, ``"services"``,
 ``"EndpointSlice"``, ``"ingresses"``, ``"dtabs"``... Errors of the Python API raise ``ApiError``
 (``.code``, ``.status``: the Status object the HTTP API would have answered).

@@ -741,6 +741,7 @@ def test_watch_with_watch_1_timeout_seconds_and_a_closing_bookmark(k8s: FakeK8s)
         assert r.head()[0] == 200
         assert r.event()["type"] == "ADDED"
         ev = r.event()  # at timeoutSeconds: a BOOKMARK, then the end
+        assert client.V1ConfigMap.from_dict(ev["object"]).metadata.resource_version == "100"
         assert ev == {"type": "BOOKMARK", "object": {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {
             "resourceVersion": "100", "creationTimestamp": None}}}
         assert r.chunk() == b""
@@ -758,6 +759,7 @@ def test_lists_and_status_bodies_as_the_apiserver_encodes_them(k8s: FakeK8s) -> 
     _, _, body = raw_get(k8s, "/apis/l5d.io/v1alpha1/namespaces/default/dtabs")
     assert body["items"][0]["kind"] == "DTab"  # custom resources keep them
     status, _, body = raw_get(k8s, "/api/v1/namespaces/default/endpoints/nope")
+    assert client.V1Status.from_dict(body).details.kind == "endpoints"
     assert status == 404 and body == {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": 'endpoints "nope" not found', "reason": "NotFound",
@@ -980,6 +982,7 @@ def test_compact_expires_versions_below_it_and_counters_show_relists(k8s: FakeK8
         assert ev == {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {},
                                                   "status": "Failure", "message": "too old resource version: 99 (100)",
                                                   "reason": "Expired", "code": 410}}
+        assert client.V1Status.from_dict(ev["object"]).code == 410  # the client's own model of it
         assert r.chunk() == b""
         r.send("GET", "/api/v1/watch/namespaces/default/configmaps?resourceVersion=100")
         assert r.head()[0] == 200
