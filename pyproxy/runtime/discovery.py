@@ -24,7 +24,7 @@ from ..naming.namer import Namer
 from ..naming.path import Path
 from ..naming.system import SystemNamer, literal_ip
 
-if TYPE_CHECKING:  # imported when a config asks for Kubernetes: httpx and OpenSSL cost memory
+if TYPE_CHECKING:  # imported when a config asks for Kubernetes: OpenSSL costs memory
     from ..discovery.k8s.api import KubeApi
     from ..discovery.namers.k8s import K8sNamer
 

@@ -2,7 +2,7 @@
 
 * ``api``: :class:`~.api.KubeApi`, the API server reached through ``kubectl proxy`` (plain HTTP,
   Linkerd's way: ``localhost:8001``) or from inside the cluster (HTTPS with the pod's service-account
-  token, re-read as it rotates, and the cluster CA); JSON requests and chunked watch streams (httpx:
+  token, re-read as it rotates, and the cluster CA); JSON requests and chunked watch streams (h11 over trio:
   control-plane traffic, not the data path);
 * ``watch``: :class:`~.watch.Watch`, one list-then-watch loop that keeps a set of objects current:
   resumes a stream that ends from the newest resourceVersion, drops events older than it, re-lists

@@ -5,9 +5,9 @@ authentication. :meth:`KubeApi.in_cluster` talks to the API server directly, as 
 pod: ``https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT``, the service-account token (read
 again whenever its file changes: bound tokens rotate) and the cluster CA.
 
-Responses are bounded (:data:`MAX_BODY`, :data:`MAX_EVENT`): an API answer that is not JSON, too
-large, or a watch line that is either raises :class:`KubeError`, which the caller's watch treats as a
-failure (back off, keep the last good state).
+Answers are bounded (the client's ``MAX_BODY``, :data:`MAX_EVENT`): an answer that is not JSON, too
+large, or a watch line that is either raises :class:`KubeError`, which the caller's watch treats as
+a failure (back off, keep the last good state).
 """
 
 from __future__ import annotations
@@ -17,13 +17,10 @@ import os
 import ssl
 from typing import Any, AsyncIterator, Dict, Optional, Tuple
 
-import httpx
-import trio
+from ..client import ClientError, HttpClient, Response
 
-__all__ = ["KubeApi", "KubeError", "MAX_BODY", "MAX_EVENT", "SERVICE_ACCOUNT"]
+__all__ = ["KubeApi", "KubeError", "MAX_EVENT", "SERVICE_ACCOUNT"]
 
-#: Largest JSON document read in one answer.
-MAX_BODY = 32 * 1024 * 1024
 #: Largest watch event (one line of a watch stream).
 MAX_EVENT = 16 * 1024 * 1024
 #: Where a pod finds its service-account credentials.
@@ -66,14 +63,10 @@ class KubeApi:
         self.base_url = base_url.rstrip("/")
         self._token = _Token(token_file) if token_file else None
         self._static_token = token
-        verify: Any = True
+        context = None
         if self.base_url.startswith("https"):
-            verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
-        # One client, no pool limit: every watched object holds one streaming connection.
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url, verify=verify, timeout=httpx.Timeout(30.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=32), trust_env=False,
-        )
+            context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+        self._client = HttpClient(self.base_url, context)
 
     @classmethod
     def in_cluster(cls, account_dir: str = SERVICE_ACCOUNT) -> "KubeApi":
@@ -87,8 +80,10 @@ class KubeApi:
         ca = os.path.join(account_dir, "ca.crt")
         return cls(f"https://{host}:{port}", token_file=os.path.join(account_dir, "token"), ca_file=ca if os.path.exists(ca) else None)
 
-    def _headers(self) -> Dict[str, str]:
+    def _headers(self, json_body: bool = False) -> Dict[str, str]:
         headers = {"Accept": "application/json"}
+        if json_body:
+            headers["Content-Type"] = "application/json"
         token = self._token.value() if self._token is not None else self._static_token
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -97,62 +92,60 @@ class KubeApi:
     async def request(self, method: str, path: str, params: Optional[Dict[str, str]] = None, body: Any = None) -> Tuple[int, Any]:
         """``(status, decoded JSON or None)``; raises :class:`KubeError` when the API cannot be reached
         or its answer is not JSON (a 404 with a Status body is a normal answer)."""
+        data = None if body is None else json.dumps(body).encode()
         try:
-            resp = await self._client.request(
-                method, path, params=params, headers=self._headers(),
-                content=None if body is None else json.dumps(body).encode(),
-            )
-        except httpx.HTTPError as exc:
-            raise KubeError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
-        if len(resp.content) > MAX_BODY:
-            raise KubeError(f"{method} {path}: answer larger than {MAX_BODY} bytes", resp.status_code)
-        if not resp.content:
-            return resp.status_code, None
+            resp = await self._client.request(method, path, params, self._headers(data is not None), data)
+        except ClientError as exc:
+            raise KubeError(str(exc)) from None
+        if not resp.body:
+            return resp.status, None
         try:
-            return resp.status_code, json.loads(resp.content)
+            return resp.status, json.loads(resp.body)
         except ValueError:
-            raise KubeError(f"{method} {path}: answer {resp.status_code} is not JSON", resp.status_code) from None
+            raise KubeError(f"{method} {path}: answer {resp.status} is not JSON", resp.status) from None
 
     async def get(self, path: str, params: Optional[Dict[str, str]] = None) -> Tuple[int, Any]:
         return await self.request("GET", path, params)
 
     async def stream(self, path: str, params: Dict[str, str], idle_timeout: float) -> AsyncIterator[Any]:
         """The events of a watch stream (each line decoded); ends when the server ends the stream.
+        Close the generator when done with it (``aclose``): that closes the connection.
 
         Raises:
             KubeError: not reachable, a status other than 200 (``status`` set: 410 is "too old"), a
                 line that is not JSON or longer than :data:`MAX_EVENT`, or nothing at all received
                 for ``idle_timeout`` seconds (a stream gone quiet).
         """
-        timeout = httpx.Timeout(30.0, read=idle_timeout)
+        pieces = self._client.stream(path, params, self._headers(), idle_timeout)
         try:
-            async with self._client.stream("GET", path, params=params, headers=self._headers(), timeout=timeout) as resp:
-                if resp.status_code != 200:
-                    await resp.aread()
-                    raise KubeError(f"watch {path}: status {resp.status_code}", resp.status_code)
-                buf = bytearray()
-                async for piece in resp.aiter_raw():
-                    buf += piece
-                    while True:
-                        nl = buf.find(b"\n")
-                        if nl < 0:
-                            break
-                        line = bytes(buf[:nl])
-                        del buf[: nl + 1]
-                        if line.strip():
-                            yield _decode(line, path)
-                    if len(buf) > MAX_EVENT:
-                        raise KubeError(f"watch {path}: an event longer than {MAX_EVENT} bytes")
-                if buf.strip():
-                    yield _decode(bytes(buf), path)
-        except httpx.ReadTimeout:
-            raise KubeError(f"watch {path}: nothing received for {idle_timeout:g} seconds") from None
-        except httpx.HTTPError as exc:
-            raise KubeError(f"watch {path}: {type(exc).__name__}: {exc}") from None
+            head = await pieces.__anext__()
+            assert isinstance(head, Response)
+            if head.status != 200:
+                raise KubeError(f"watch {path}: status {head.status}", head.status)
+            buf = bytearray()
+            async for piece in pieces:
+                buf += piece  # type: ignore[operator]
+                while True:
+                    nl = buf.find(b"\n")
+                    if nl < 0:
+                        break
+                    line = bytes(buf[:nl])
+                    del buf[: nl + 1]
+                    if line.strip():
+                        yield _decode(line, path)
+                if len(buf) > MAX_EVENT:
+                    raise KubeError(f"watch {path}: an event longer than {MAX_EVENT} bytes")
+            if buf.strip():
+                yield _decode(bytes(buf), path)
+        except ClientError as exc:
+            raise KubeError(f"watch {path}: {exc}") from None
+        except StopAsyncIteration:
+            raise KubeError(f"watch {path}: no response") from None
+        finally:
+            await pieces.aclose()
 
     async def aclose(self) -> None:
-        with trio.CancelScope(shield=True):
-            await self._client.aclose()
+        """Nothing is kept open between requests (each has its own connection)."""
 
 
 def _decode(line: bytes, path: str) -> Any:

@@ -180,14 +180,18 @@ class Watch:
         self.stats.since = time.time()
         if self.known:
             self.stats.resumes += 1
+        events = self.api.stream(self.path, params, idle_timeout=seconds + 30)
         try:
-            async for event in self.api.stream(self.path, params, idle_timeout=seconds + 30):
+            async for event in events:
                 self.stats.connected = True
                 version = self._event(event, version)
         except KubeError as exc:
             if exc.status == 410:
                 raise _Gone() from None
             raise
+        finally:
+            with trio.CancelScope(shield=True):
+                await events.aclose()  # the stream's connection goes now, whatever ended it
         return version
 
     def _event(self, event: Any, version: Optional[str]) -> Optional[str]:

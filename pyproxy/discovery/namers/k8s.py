@@ -59,7 +59,7 @@ class _Service:
         self.service_ready = Ready()
         self.endpoints_watch: Optional[Watch] = None
         self.service_watch: Optional[Watch] = None
-        self.scope = trio.CancelScope()
+        self.scopes: List[trio.CancelScope] = []  # one per running watch: cancelled when evicted
         self.problem: Optional[str] = None  # the last object that did not parse (logged once)
 
     @property
@@ -200,7 +200,8 @@ class K8sNamer(Namer):
                 if len(self._services) <= self.max_services:
                     break
                 if old is not svc and not old.observed():
-                    old.scope.cancel()
+                    for scope in old.scopes:
+                        scope.cancel()
                     del self._services[old_key]
         return svc
 
@@ -228,7 +229,9 @@ class K8sNamer(Namer):
             return  # not running (offline tools): the name stays pending
 
         async def run() -> None:
-            with svc.scope:
+            scope = trio.CancelScope()
+            svc.scopes.append(scope)
+            with scope:
                 await watch.run()
 
         self._nursery.start_soon(run)

@@ -1,0 +1,292 @@
+"""The io.l5d.k8s namer, its watches and the Kubernetes transformers, against the fake API server.
+
+In-process: the namer runs on trio against ``tests/fakek8s.py`` (a real HTTP server on loopback,
+checked against the official client in test_fakek8s.py); every wait is bounded polling.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterator, Optional
+
+import pytest
+import trio
+
+from fakek8s import FakeK8s, endpoint_slice, endpoints, ingress, service
+from pyproxy.discovery.k8s.api import KubeApi
+from pyproxy.discovery.k8s.ingress import IngressRules
+from pyproxy.discovery.namers.k8s import K8sNamer
+from pyproxy.discovery.transformers.k8s import DaemonSetTransformer, localnode
+from pyproxy.errors import ConfigError, NamePending
+from pyproxy.naming import Path
+from pyproxy.naming.name import ADDR_NEG, Address, AddrBound, AddrVar, Bound
+from pyproxy.naming.tree import Leaf, Neg
+
+PREFIX = Path.read("/#/io.l5d.k8s")
+
+
+@pytest.fixture
+def k8s() -> Iterator[FakeK8s]:
+    with FakeK8s() as fake:
+        yield fake
+
+
+async def _until(check: Callable[[], bool], what: str, seconds: float = 5.0) -> None:
+    with trio.move_on_after(seconds):
+        while not check():
+            await trio.sleep(0.01)
+        return
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def _lookup(namer: K8sNamer, path: str) -> Any:
+    """Look ``path`` up, waiting (bounded) while the namer says it is pending."""
+    with trio.fail_after(5):
+        while True:
+            try:
+                return namer.lookup(Path.read(path))
+            except NamePending as pending:
+                await pending.ready.wait()  # type: ignore[attr-defined]
+
+
+def _hosts(var: AddrVar) -> set:
+    value = var.value
+    assert isinstance(value, AddrBound), value
+    return {(a.host, a.port, a.meta.get("nodeName")) for a in value.addresses}
+
+
+def _run(fake: FakeK8s, body: Callable[[K8sNamer, FakeK8s], Any], **kw: Any) -> None:
+    async def main() -> None:
+        api = KubeApi(fake.url)
+        namer = K8sNamer(api, PREFIX, **kw)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(namer.run)
+            await body(namer, fake)
+            nursery.cancel_scope.cancel()
+        await api.aclose()
+
+    trio.run(main)
+
+
+def test_named_and_numbered_ports_bind_ready_endpoints_with_their_nodes(k8s: FakeK8s) -> None:
+    k8s.apply(endpoints("default", "world-v1", addresses=[("10.0.1.5", "node-a"), ("10.0.2.7", "node-b")],
+                        ports={"http": 7778}, not_ready=[("10.0.1.9", "node-a")]))
+    k8s.apply(service("default", "world-v1", ports=[("http", 80, "http"), ("admin", 9990, 9991)]))
+
+    async def body(namer: K8sNamer, _: FakeK8s) -> None:
+        leaf = await _lookup(namer, "/default/HTTP/World-V1/rest")
+        b = leaf.value
+        assert (b.id.show, b.residual.show) == ("/#/io.l5d.k8s/default/http/world-v1", "/rest")
+        assert _hosts(b.addr) == {("10.0.1.5", 7778, "node-a"), ("10.0.2.7", 7778, "node-b")}  # not-ready left out
+        by_number = (await _lookup(namer, "/default/80/world-v1")).value  # service port -> targetPort name
+        assert _hosts(by_number.addr) == _hosts(b.addr)
+        numeric_target = (await _lookup(namer, "/default/9990/world-v1")).value  # -> targetPort 9991
+        assert {p for _, p, _ in _hosts(numeric_target.addr)} == {9991}
+        assert await _lookup(namer, "/default/grpc/world-v1") is Neg  # no such port
+        assert await _lookup(namer, "/default/81/world-v1") is Neg  # no such service port
+        assert await _lookup(namer, "/default/http/nowhere") is Neg  # no such service
+
+    _run(k8s, body)
+
+
+def test_endpoint_changes_reach_the_address_set_and_a_new_service_rebinds(k8s: FakeK8s) -> None:
+    k8s.apply(endpoints("default", "web", addresses=[("10.0.1.5", "a")], ports={"http": 80}))
+
+    async def body(namer: K8sNamer, fake: FakeK8s) -> None:
+        var = (await _lookup(namer, "/default/http/web")).value.addr
+        fake.apply(endpoints("default", "web", addresses=[("10.0.1.6", "a"), ("10.0.1.7", "b")], ports={"http": 80}))
+        await _until(lambda: {h for h, _, _ in _hosts(var)} == {"10.0.1.6", "10.0.1.7"}, "the new endpoints")
+        fake.delete("endpoints", "default", "web")
+        await _until(lambda: var.value is ADDR_NEG, "the service to vanish")
+        assert await _lookup(namer, "/default/http/web") is Neg
+        version = namer.version
+        fake.apply(endpoints("default", "web", addresses=[("10.0.1.8", "a")], ports={"http": 80}))
+        await _until(lambda: namer.version > version, "the name to exist again")
+        assert {h for h, _, _ in _hosts((await _lookup(namer, "/default/http/web")).value.addr)} == {"10.0.1.8"}
+
+    _run(k8s, body)
+
+
+def test_a_stream_that_ends_is_resumed_from_the_last_version_without_a_new_list(k8s: FakeK8s) -> None:
+    k8s.apply(endpoints("default", "web", addresses=[("10.0.1.5", "a")], ports={"http": 80}))
+
+    async def body(namer: K8sNamer, fake: FakeK8s) -> None:
+        var = (await _lookup(namer, "/default/http/web")).value.addr
+        await trio.to_thread.run_sync(lambda: fake.wait_watches(1))
+        before = fake.resource_version
+        fake.end_watches()
+        await trio.to_thread.run_sync(lambda: fake.wait_watches(1))
+        fake.apply(endpoints("default", "web", addresses=[("10.0.1.9", "a")], ports={"http": 80}))
+        await _until(lambda: {h for h, _, _ in _hosts(var)} == {"10.0.1.9"}, "the change after the resume")
+        stats = namer._services[("default", "web", None)].endpoints_watch.stats  # type: ignore[union-attr]
+        assert stats.lists == 1 and stats.resumes >= 1
+        resumed = [r for r in fake.requests(watch=True) if r.query.get("resourceVersion")]
+        assert resumed and int(resumed[-1].query["resourceVersion"]) >= int(before)
+
+    _run(k8s, body)
+
+
+@pytest.mark.parametrize("form", ["event", "status"])
+def test_410_gone_in_either_form_relists_then_watches_again(k8s: FakeK8s, form: str) -> None:
+    k8s.gone = form
+    k8s.apply(endpoints("default", "web", addresses=[("10.0.1.5", "a")], ports={"http": 80}))
+
+    async def body(namer: K8sNamer, fake: FakeK8s) -> None:
+        var = (await _lookup(namer, "/default/http/web")).value.addr
+        watch = namer._services[("default", "web", None)].endpoints_watch
+        await trio.to_thread.run_sync(lambda: fake.wait_watches(1))
+        for i in range(3):  # history moves on while the stream is down: resuming is too old
+            fake.apply(endpoints("default", "other", addresses=[(f"10.9.0.{i}", "z")], ports={"http": 80}))
+        fake.expire_history()
+        fake.end_watches()
+        fake.apply(endpoints("default", "web", addresses=[("10.0.1.6", "a")], ports={"http": 80}))
+        await _until(lambda: watch.stats.gone >= 1 and watch.stats.lists >= 2, "a re-list after 410")  # type: ignore[union-attr]
+        await _until(lambda: {h for h, _, _ in _hosts(var)} == {"10.0.1.6"}, "the state after the re-list")
+
+    _run(k8s, body)
+
+
+def test_an_api_outage_keeps_the_last_endpoints_and_recovers(k8s: FakeK8s, caplog: pytest.LogCaptureFixture) -> None:
+    k8s.apply(endpoints("default", "web", addresses=[("10.0.1.5", "a")], ports={"http": 80}))
+
+    async def body(namer: K8sNamer, fake: FakeK8s) -> None:
+        var = (await _lookup(namer, "/default/http/web")).value.addr
+        watch = namer._services[("default", "web", None)].endpoints_watch
+        await trio.to_thread.run_sync(lambda: fake.wait_watches(1))
+        for mode in ("refuse", "503"):
+            errors = watch.stats.errors  # type: ignore[union-attr]
+            fake.down(mode)
+            fake.end_watches()
+            await _until(lambda: watch.stats.errors >= errors + 2, f"failures during a {mode} outage")  # type: ignore[union-attr]
+            assert {h for h, _, _ in _hosts(var)} == {"10.0.1.5"}  # the last known endpoints keep serving
+            fake.up()
+            fake.apply(endpoints("default", "web", addresses=[("10.0.1.6", "a")], ports={"http": 80}))
+            await _until(lambda: {h for h, _, _ in _hosts(var)} == {"10.0.1.6"}, "the state after the outage")
+            fake.apply(endpoints("default", "web", addresses=[("10.0.1.5", "a")], ports={"http": 80}))
+            await _until(lambda: {h for h, _, _ in _hosts(var)} == {"10.0.1.5"}, "the next change")
+
+    with caplog.at_level(logging.DEBUG, logger="pyproxy.k8s"):
+        _run(k8s, body)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "endpoints default/web" in r.getMessage()]
+    assert 1 <= len(warnings) <= 2, [r.getMessage() for r in warnings]  # once per outage, not per retry
+
+
+def test_bad_events_are_survived_and_old_events_dropped(k8s: FakeK8s, caplog: pytest.LogCaptureFixture) -> None:
+    k8s.apply(endpoints("default", "web", addresses=[("10.0.1.5", "a")], ports={"http": 80}))
+
+    async def body(namer: K8sNamer, fake: FakeK8s) -> None:
+        var = (await _lookup(namer, "/default/http/web")).value.addr
+        watch = namer._services[("default", "web", None)].endpoints_watch
+        await trio.to_thread.run_sync(lambda: fake.wait_watches(1))
+        stale = endpoints("default", "web", addresses=[("10.6.6.6", "x")], ports={"http": 80})
+        stale["metadata"]["resourceVersion"] = "1"
+        fake.send_event("MODIFIED", stale)  # older than what the namer has: dropped
+        await _until(lambda: watch.stats.dropped >= 1, "the stale event to be dropped")  # type: ignore[union-attr]
+        assert {h for h, _, _ in _hosts(var)} == {"10.0.1.5"}
+        fake.send_raw(b"this is not json\n")
+        await _until(lambda: watch.stats.errors >= 1, "the bad line to count as an error")  # type: ignore[union-attr]
+        wrong = endpoints("default", "web", ports={"http": 80})
+        wrong["subsets"] = "not a list"
+        wrong["metadata"]["resourceVersion"] = fake.resource_version  # not older: taken, then refused as a shape
+        await trio.to_thread.run_sync(lambda: fake.wait_watches(1))
+        fake.send_event("MODIFIED", wrong)  # the wrong shape: logged once, the last good state kept
+        await trio.sleep(0.2)
+        assert {h for h, _, _ in _hosts(var)} == {"10.0.1.5"}
+        fake.apply(endpoints("default", "web", addresses=[("10.0.1.6", "a")], ports={"http": 80}))
+        await _until(lambda: {h for h, _, _ in _hosts(var)} == {"10.0.1.6"}, "a good change after bad ones")
+
+    with caplog.at_level(logging.WARNING, logger="pyproxy.k8s"):
+        _run(k8s, body)
+    assert any("does not parse" in r.getMessage() and "default/web" in r.getMessage() for r in caplog.records)
+
+
+def test_label_selector_puts_the_label_value_in_the_name(k8s: FakeK8s) -> None:
+    k8s.apply(endpoints("default", "world", addresses=[("10.0.1.5", "a")], ports={"http": 80}, labels={"version": "v2"}))
+
+    async def body(namer: K8sNamer, _: FakeK8s) -> None:
+        b = (await _lookup(namer, "/default/http/world/v2/x")).value
+        assert (b.id.show, b.residual.show) == ("/#/io.l5d.k8s/default/http/world/v2", "/x")
+        assert await _lookup(namer, "/default/http/world/v3") is Neg
+        assert await _lookup(namer, "/default/http/world") is Neg  # the label value is missing
+
+    _run(k8s, body, label_selector="version")
+
+
+def test_endpoint_slices_are_an_option(k8s: FakeK8s) -> None:
+    k8s.apply(endpoint_slice("default", "web-abc", "web", endpoints=[("10.0.1.5", "a", True), ("10.0.1.6", "b", False)], ports={"http": 8080}))
+    k8s.apply(endpoint_slice("default", "web-def", "web", endpoints=[("10.0.2.5", "c", True)], ports={"http": 8081}))
+
+    async def body(namer: K8sNamer, _: FakeK8s) -> None:
+        b = (await _lookup(namer, "/default/http/web")).value
+        assert _hosts(b.addr) == {("10.0.1.5", 8080, "a"), ("10.0.2.5", 8081, "c")}  # ports per slice; not ready out
+
+    _run(k8s, body, slices=True)
+
+
+def test_watched_services_are_bounded(k8s: FakeK8s) -> None:
+    async def body(namer: K8sNamer, _: FakeK8s) -> None:
+        for i in range(12):  # names from requests: one watch each, at most max_services of them
+            await _lookup(namer, f"/default/http/svc-{i}")
+        assert len(namer._services) <= 5
+
+    _run(k8s, body, max_services=5)
+
+
+def test_daemonset_transformer_sends_each_destination_to_the_proxy_on_its_node(k8s: FakeK8s) -> None:
+    k8s.apply(endpoints("default", "l5d", addresses=[("127.0.1.1", "node-1"), ("127.0.2.1", "node-2")], ports={"incoming": 4141}))
+
+    async def body(namer: K8sNamer, fake: FakeK8s) -> None:
+        for host_network in (False, True):
+            t = DaemonSetTransformer(Path.read("/io.l5d.k8s.daemonset/default/incoming/l5d"), namer, "default", "incoming", "l5d", host_network)
+            dest = AddrVar(AddrBound((Address("127.0.2.7", 7778, {"nodeName": "node-2"}),)))
+            tree = Leaf(Bound(Path.read("/#/io.l5d.k8s/default/http/world-v1"), Path.EMPTY, dest))  # type: ignore[attr-defined]
+            with trio.fail_after(5):
+                while True:
+                    try:
+                        out = t.transform(tree)
+                        break
+                    except NamePending as p:
+                        await p.ready.wait()  # type: ignore[attr-defined]
+            b = out.value  # type: ignore[attr-defined]
+            assert b.id.show == "/%/io.l5d.k8s.daemonset/default/incoming/l5d/#/io.l5d.k8s/default/http/world-v1"
+            assert {(a.host, a.port) for a in b.addr.value.addresses} == {("127.0.2.1", 4141)}
+            dest.update(AddrBound((Address("127.0.1.8", 7778, {"nodeName": "node-1"}),)))  # the pod moved
+            assert {(a.host, a.port) for a in b.addr.value.addresses} == {("127.0.1.1", 4141)}
+            dest.update(AddrBound((Address("127.0.3.8", 7778, {"nodeName": "node-3"}),)))  # no proxy near it
+            assert b.addr.value is ADDR_NEG
+
+    _run(k8s, body)
+
+
+def test_localnode_keeps_the_addresses_of_this_node() -> None:
+    dest = AddrVar(AddrBound((Address("127.0.1.5", 80, {"nodeName": "n1"}), Address("127.0.2.5", 80, {"nodeName": "n2"}))))
+    bound = Bound(Path.read("/#/io.l5d.k8s/default/http/web"), Path.EMPTY, dest)  # type: ignore[attr-defined]
+    by_ip = localnode(Path.read("/io.l5d.k8s.localnode"), False, {"POD_IP": "127.0.1.77"}, "$.t")
+    b = by_ip.transform_bound(bound)
+    assert b.id.show == "/%/io.l5d.k8s.localnode/127.0.1.77/#/io.l5d.k8s/default/http/web"
+    assert [a.host for a in b.addr.value.addresses] == ["127.0.1.5"]
+    by_node = localnode(Path.read("/io.l5d.k8s.localnode"), True, {"NODE_NAME": "n2"}, "$.t")
+    assert [a.host for a in by_node.transform_bound(bound).addr.value.addresses] == ["127.0.2.5"]
+    with pytest.raises(ConfigError, match="POD_IP"):
+        localnode(Path.read("/io.l5d.k8s.localnode"), False, {}, "$.routers[0].interpreter.transformers[0]")
+
+
+def test_ingress_rules_match_host_and_whole_path_then_default_backends(k8s: FakeK8s) -> None:
+    k8s.apply(ingress("default", "web", rules=[("www.hello.world", "/api/.*", "api", 80), ("www.hello.world", None, "hello", "http")],
+                      path_type="ImplementationSpecific"))
+    k8s.apply(ingress("other", "theirs", rules=[("www.hello.world", None, "stolen", 80)], annotation_class="nginx"))
+    k8s.apply(ingress("default", "fallback", default_backend=("catchall", 8080)))
+
+    async def main() -> None:
+        api = KubeApi(k8s.url)
+        rules = IngressRules(api, None, "linkerd", False)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(rules.run)
+            await _until(lambda: rules.known, "the ingress rules")
+            assert rules.match("www.hello.world:80", "/api/users") == ("default", "80", "api")
+            assert rules.match("www.hello.world", "/apiary") == ("default", "http", "hello")  # regex of the whole path
+            assert rules.match("elsewhere", "/") == ("default", "8080", "catchall")  # a default backend
+            nursery.cancel_scope.cancel()
+        await api.aclose()
+
+    trio.run(main)
