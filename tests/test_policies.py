@@ -287,14 +287,14 @@ def test_jittered_retry_backoff_spaces_the_attempts(env: Env) -> None:
 def test_static_client_rules_apply_by_prefix_later_entries_winning_key_by_key(env: Env) -> None:
     addr = env.addr("cstatic")
     # /#/io.l5d.fs/x-patient: both fs entries match; the later one's attempt timeout (3 s) wins
-    assert call(addr, "x-patient", "/slow/600")[0] == 200
+    assert call(addr, "x-patient", "/slow/400")[0] == 200
     # /#/io.l5d.fs/plain: only the first entry matches (300 ms per attempt)
     t0 = time.monotonic()
     status, headers, _ = call(addr, "plain", "/slow/1500")
     assert status == 503 and "exceeded 0.3 seconds" in unquote_plus(headers.get("l5d-err", "")), headers
     assert time.monotonic() - t0 < 1.4
     # /$/inet/...: no entry matches: defaults (no attempt timeout)
-    assert call(addr, "direct", "/slow/600")[0] == 200
+    assert call(addr, "direct", "/slow/400")[0] == 200
     # failureAccrual of the first entry still applies to x-patient (the later entry does not set it)
     assert call(addr, "x-patient", "/status/503")[0] == 503
     assert call(addr, "direct", "/status/503")[0] == 503
@@ -318,8 +318,8 @@ def test_static_service_rules_apply_by_prefix_later_entries_winning_key_by_key(e
     status, headers, _ = call(addr, "slow-api", "/slow/1500")  # the later entry: 300 ms in all
     assert status == 503 and "exceeded" in headers.get("l5d-err", ""), headers
     assert 0.3 <= time.monotonic() - t0 < 1.4
-    assert call(addr, "fast-api", "/slow/600")[0] == 200  # {name}-api: 3 s
-    assert call(addr, "other", "/slow/600")[0] == 200  # no entry: no total timeout
+    assert call(addr, "fast-api", "/slow/400")[0] == 200  # {name}-api: 3 s
+    assert call(addr, "other", "/slow/400")[0] == 200  # no entry: no total timeout
     for name, attempts in (("slow-api", 2), ("fast-api", 2), ("other", 1)):
         before = api.hits
         assert call(addr, name, "/status/503")[0] == 503
