@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .datapath.client import Client
+from .datapath.client import Client, accrual_counts
 from .datapath.forwarder import Forwarder
 from .datapath.lane import LaneDriver
 from .datapath.server import Server
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .discovery.namers.k8s import K8sNamer
 from .naming.dtab import Dtab
 from .naming.name import ADDR_NEG, ADDR_PENDING, AddrBound, AddrFailed
-from .resilience.accrual import DEAD
+from .resilience.accrual import ALIVE, PROBING
 
 __all__ = ["ClientView", "LaneView", "ProxyView", "RouterView", "ServerView"]
 
@@ -99,9 +99,22 @@ class ClientView:
 
     @property
     def available(self) -> int:
-        """Endpoints not marked dead by failure accrual."""
+        """Endpoints failure accrual lets take a request (alive, or past their backoff and free
+        for a probe; not dead, nor busy with their probe), as Finagle counts open endpoints."""
         eps = self._client.endpoints.values()
-        return sum(1 for e in eps if e.accrual is None or e.accrual.state != DEAD)
+        return sum(1 for e in eps if e.accrual is None or e.accrual.state in (ALIVE, PROBING))
+
+    @property
+    def accrual(self) -> Tuple[int, int, int, int]:
+        """``failure_accrual/{removals,probes,revivals,removed_for_ms}`` summed over the client's
+        endpoints, those since removed included."""
+        c = self._client
+        out = list(c.retired_accrual)
+        for e in c.endpoints.values():
+            if e.accrual is not None:
+                for i, n in enumerate(accrual_counts(e.accrual)):
+                    out[i] += n
+        return out[0], out[1], out[2], out[3]
 
     @property
     def pending(self) -> int:

@@ -29,7 +29,7 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import TWINS
-from proxyproc import ProxyProcess
+from proxyproc import ProxyProcess, raw
 from pyproxy.http.context import TraceId
 from pyproxy.telemetry.recent import RecentRequests
 from pyproxy.telemetry.zipkin import Tracer, now_us
@@ -377,6 +377,21 @@ def test_ui_disabled_and_graceful_shutdown(impl: str) -> None:
         status, _, _ = request(a, "/admin/shutdown", "POST", b"")
         assert status == 200
         assert proxy.proc.wait(15) == 0
+    finally:
+        proxy.stop()
+
+
+def test_a_slow_admin_request_gets_408_after_read_timeout(impl: str) -> None:
+    proxy = ProxyProcess(_minimal("{ip: 127.0.0.1, port: 0, socketOptions: {readTimeoutMs: 300}}"), impl)
+    try:
+        a = proxy.addr("admin")
+        # a head begun and never finished, alone or after a whole request on the same connection
+        for data, answers in ((b"GET /admin/ping HTTP/1.1\r\nHo", 1), (b"GET /admin/ping HTTP/1.1\r\nHost: a\r\n\r\nGET /admin/pi", 2)):
+            t0 = time.monotonic()
+            got = raw(a, data, timeout=8)  # returns once the server closes
+            assert got.count(b"HTTP/1.1 ") == answers and b"HTTP/1.1 408 " in got, got
+            assert 0.3 <= time.monotonic() - t0 < 7
+        assert request(a, "/admin/ping")[0] == 200
     finally:
         proxy.stop()
 

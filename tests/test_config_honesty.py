@@ -118,7 +118,9 @@ def test_refused_and_satisfied_keys_exist() -> None:
 
 # One value per refused key that asks for what pyproxy does not do, as YAML under its parent.
 REFUSED_SAMPLES: Dict[str, str] = {
-    "$.admin.socketOptions": "admin: {port: 0, socketOptions: {noDelay: true}}",
+    **{f"$.admin.socketOptions.{k}": f"admin: {{port: 0, socketOptions: {{{k}: {v}}}}}"
+       for k, v in (("noDelay", "false"), ("reuseAddr", "false"), ("reusePort", "true"), ("writeTimeoutMs", 100),
+                    ("keepAlive", "true"), ("backlog", 10))},
     "$.admin.httpIdentifierPort": "admin: {port: 0, httpIdentifierPort: 9991}",
     "$.admin.workerThreads": "admin: {port: 0, workerThreads: 4}",
     "$.usage.enabled": "usage: {enabled: true}",

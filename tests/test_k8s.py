@@ -7,7 +7,7 @@ checked against the official client in test_fakek8s.py); every wait is bounded p
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator
 
 import pytest
 import trio

@@ -125,6 +125,21 @@ def test_percentiles_stay_within_the_bucket_error_on_wide_data() -> None:
     assert h.current().max == values[-1] and h.current().min == values[0]
 
 
+def test_snapshots_of_several_histograms_merge_into_the_summary_of_their_union() -> None:
+    rng = random.Random(3)
+    a, b, union = Histogram(), Histogram(), Histogram()
+    for h, scale in ((a, 2.0), (b, 300.0)):  # two processes that saw very different latencies
+        for _ in range(500):
+            v = rng.expovariate(1 / scale)
+            h.add(v)
+            union.add(v)
+    sa, sb, su = a.rotate(), b.rotate(), union.rotate()
+    merged = Histogram.merged([sa, sb, Histogram().rotate()])  # an idle process adds nothing
+    assert merged.items() == su.items()
+    assert merged.count == 1000 and merged.min == min(sa.min, sb.min) and merged.max == max(sa.max, sb.max)
+    assert Histogram.merged([]).items() == [("count", 0)]
+
+
 def test_zero_negative_and_nan_values() -> None:
     h = Histogram()
     h.add(0.0)

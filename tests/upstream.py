@@ -10,9 +10,11 @@ Routes (by path prefix):
   /close           closes the connection without answering
   /text/WORD       answers WORD
   /header/NAME/V   answers 200 with header NAME: V (and l5d-err when NAME is l5d-err)
-Every server counts the requests it received (``hits``) and stops with ``close()``; one made with
-``fail_status=503`` answers every request with that status, one made with ``delay=0.2`` answers
-every request 0.2 s late.
+Every server counts the requests it received (``hits``), logs when each head arrived with its method,
+target and fields (``received``: ``(time.monotonic(), method, target, {lower-cased name: value})``),
+and stops with ``close()``; one made with ``fail_status=503`` answers every request with that status
+(with ``fail_headers`` added), one made with ``delay=0.2`` answers every request 0.2 s late. All three
+may be changed while it runs (``origin.server.fail_status = 0``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -79,8 +81,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _handle(self) -> None:
+        arrived = time.monotonic()
         self.server.hits += 1  # type: ignore[attr-defined]
         self.server.methods.append(self.command)  # type: ignore[attr-defined]
+        fields = {k.lower(): v for k, v in self.headers.items()}
+        self.server.received.append((arrived, self.command, self.path, fields))  # type: ignore[attr-defined]
         parts = self.path.split("?")[0].strip("/").split("/")
         route = parts[0]
         n, digest, head = self._read_body()
@@ -88,7 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(self.server.delay)  # type: ignore[attr-defined]
         fail = self.server.fail_status  # type: ignore[attr-defined]
         if fail:
-            self._send(fail, b"failing on purpose")
+            self._send(fail, b"failing on purpose", self.server.fail_headers)  # type: ignore[attr-defined]
             return
         if route == "echo":
             payload = {
@@ -142,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"no such route")
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _handle
 
 
 class _Server(ThreadingHTTPServer):
@@ -157,12 +162,14 @@ class _Server(ThreadingHTTPServer):
 class Origin:
     """A threaded origin on 127.0.0.1 with a free port."""
 
-    def __init__(self, fail_status: int = 0, delay: float = 0.0) -> None:
+    def __init__(self, fail_status: int = 0, delay: float = 0.0, fail_headers: List[Tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.server.hits = 0  # type: ignore[attr-defined]
         self.server.methods = []  # type: ignore[attr-defined]
+        self.server.received = []  # type: ignore[attr-defined]
         self.server.fail_status = fail_status  # type: ignore[attr-defined]
+        self.server.fail_headers = list(fail_headers)  # type: ignore[attr-defined]
         self.server.delay = delay  # type: ignore[attr-defined]
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -171,6 +178,10 @@ class Origin:
     @property
     def hits(self) -> int:
         return self.server.hits  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def received(self) -> List[Tuple[float, str, str, Dict[str, str]]]:
+        return self.server.received  # type: ignore[attr-defined,no-any-return]
 
     def close(self) -> None:
         self.server.shutdown()

@@ -11,11 +11,12 @@ import json
 import logging
 import platform
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Tuple, Union
 from urllib.parse import parse_qs
 
 from .. import _impl
 from .._version import __version__
+from ..metrics import Key, Node, Number, Summary, tree_of
 from ..telemetry import Telemetry, prometheus
 from ..view import ProxyView
 from .delegator import delegator_json
@@ -23,7 +24,7 @@ from .pages import Static, index_page, requests_page
 from .security import Security
 from .request import AdminRequest, Reply
 
-__all__ = ["AdminRoutes"]
+__all__ = ["AdminRoutes", "render_metrics", "metric_rows", "rows_summary"]
 
 _JSON = b"application/json"
 _HTML = b"text/html; charset=utf-8"
@@ -38,6 +39,36 @@ _LEVELS = {"ALL": 1, "TRACE": 5, "DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR"
 def _json(obj: Any, status: int = 200, pretty: bool = False) -> Reply:
     text = json.dumps(obj, indent=2 if pretty else None, sort_keys=pretty, separators=None if pretty else (",", ":"))
     return Reply(status, _JSON, text.encode())
+
+
+def render_metrics(node: Node, req: AdminRequest) -> Reply:
+    """``/admin/metrics.json`` of the tree ``node``: flat, or ``tree=true``; ``q=<subtree>``, ``pretty``."""
+    q = req.query.get("q")
+    if q:
+        found = node.resolve(q)
+        if found is None:
+            return _json({"error": f"No such subtree: {q}"}, 404)
+        node = found
+    if req.flag("tree"):
+        return _json(node.nested(), pretty=req.flag("pretty"))
+    return _json(node.flat(), pretty=req.flag("pretty"))
+
+
+def metric_rows(items: Iterable[Tuple[Key, Union[Number, Summary], str]]) -> List[list]:
+    """``/admin/metrics.json?buckets=true``: every metric as ``[key elements, kind, value]``, a
+    histogram's value being its snapshot's ``{count, sum, min, max, buckets: [[bucket, n], ...]}``:
+    what the ``--workers`` supervisor merges (:func:`rows_summary` reads a histogram back)."""
+    out: List[list] = []
+    for key, v, kind in items:
+        if isinstance(v, Summary):
+            v = {"count": v.count, "sum": v.sum, "min": v.min, "max": v.max, "buckets": sorted(v.buckets.items())}
+        out.append([list(key), kind, v])
+    return out
+
+
+def rows_summary(value: Dict[str, Any]) -> Summary:
+    """A histogram of :func:`metric_rows` read back (its percentiles are not needed to merge it)."""
+    return Summary(value["count"], value["sum"], value["min"], value["max"], buckets={int(k): int(n) for k, n in value["buckets"]})
 
 
 class AdminRoutes:
@@ -57,7 +88,7 @@ class AdminRoutes:
             "/admin": (self.index, "this list"),
             "/admin/index.txt": (self.index_txt, "this list, as text"),
             "/admin/ping": (lambda r: Reply(200, _TEXT, b"pong"), "health check: pong"),
-            "/admin/metrics.json": (self.metrics_json, "metrics (pretty=true, tree=true, q=<subtree>)"),
+            "/admin/metrics.json": (self.metrics_json, "metrics (pretty=true, tree=true, q=<subtree>; buckets=true: histograms as buckets)"),
             "/admin/routers.json": (self.routers_json, "routers: label, dtab, servers"),
             "/admin/server_info": (self.server_info, "version and build"),
             "/admin/shutdown": (self.shutdown, "POST: graceful shutdown"),
@@ -125,16 +156,9 @@ class AdminRoutes:
     def metrics_json(self, req: AdminRequest) -> Reply:
         registry = self.telemetry.metrics
         registry.tick()
-        node = registry.tree()
-        q = req.query.get("q")
-        if q:
-            found = node.resolve(q)
-            if found is None:
-                return _json({"error": f"No such subtree: {q}"}, 404)
-            node = found
-        if req.flag("tree"):
-            return _json(node.nested(), pretty=req.flag("pretty"))
-        return _json(node.flat(), pretty=req.flag("pretty"))
+        if req.flag("buckets"):
+            return _json(metric_rows(registry.items()))
+        return render_metrics(tree_of(registry.items()), req)
 
     def prometheus(self, req: AdminRequest) -> Reply:
         text = prometheus.render(self.telemetry.metrics, self.telemetry.prometheus.prefix)

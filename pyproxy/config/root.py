@@ -57,7 +57,14 @@ def _set(value: Any) -> bool:
 #: it?, why). Every other key of a built kind is honoured; tests/test_config_honesty.py fails when a
 #: key is neither read by the runtime nor listed here.
 REFUSED: Mapping[str, Tuple[Callable[[Any], bool], str]] = {
-    "$.admin.socketOptions": (_set, "socket options of the admin listener are not built"),
+    # admin.socketOptions.readTimeoutMs is honoured (a slow request gets 408), as are noDelay: true
+    # and reuseAddr: true (what the admin listener does anyway); the rest is not built.
+    "$.admin.socketOptions.noDelay": (lambda v: v is False, "noDelay: false of the admin listener is not built"),
+    "$.admin.socketOptions.reuseAddr": (lambda v: v is False, "reuseAddr: false of the admin listener is not built"),
+    "$.admin.socketOptions.reusePort": (bool, "reusePort of the admin listener is not built"),
+    "$.admin.socketOptions.writeTimeoutMs": (_set, "writeTimeoutMs of the admin listener is not built"),
+    "$.admin.socketOptions.keepAlive": (_set, "keepAlive of the admin listener is not built"),
+    "$.admin.socketOptions.backlog": (_set, "backlog of the admin listener is not built"),
     "$.admin.httpIdentifierPort": (_set, "the admin HTTP identifier port is not built"),
     "$.admin.workerThreads": (_set, "pyproxy runs one event loop per process: use --workers"),
     "$.usage.enabled": (bool, "usage reporting is not built (pyproxy never phones home)"),

@@ -77,7 +77,7 @@ class Attempt:
         """The request was answered without this attempt: end the pick (no result) and close."""
         if not self.ended:
             self.ended = True
-            self.client.balancer.end(self.endpoint.slot, now, max(now - self.started, 0.0))
+            self.client.abandon(self.endpoint, now, now - self.started)
         self.close_connection()
 
     def release(self, reusable: bool) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import trio
 
 from .. import _impl
-from ..resilience.accrual import DEAD, Accrual
+from ..resilience.accrual import DEAD, PROBE_SENT, Accrual
 from ..resilience.endpoint import Endpoint
 from ..naming.name import ADDR_PENDING, AddrBound, AddrFailed, Bound
 from ..routing.policy import ClientPolicy, PoolPolicy
@@ -196,7 +196,11 @@ class Client:
         self.endpoints: Dict[Tuple[str, int], Endpoint] = {}
         self.by_slot: Dict[int, Endpoint] = {}
         self.live: List[Endpoint] = []
+        # endpoints failure accrual holds back (dead, probing or waiting for the probe's result):
+        # while there is one, every pick goes through :meth:`pick` (the lane installs no route)
         self._dead: List[Endpoint] = []
+        #: ``failure_accrual/{removals,probes,revivals,removed_for_ms}`` of endpoints since removed
+        self.retired_accrual = [0, 0, 0, 0]
         self._next_slot = 0
         self.state: object = ADDR_PENDING
         self.changed = trio.Event()
@@ -223,13 +227,16 @@ class Client:
         now = trio.current_time() if _in_trio() else 0.0
         for key, ep in list(self.endpoints.items()):
             if key not in wanted:
+                if ep.accrual is not None:
+                    for i, n in enumerate(accrual_counts(ep.accrual)):
+                        self.retired_accrual[i] += n
                 ep.pool.close()
                 self.balancer.remove(ep.slot)
                 del self.by_slot[ep.slot]
                 del self.endpoints[key]
         for key in wanted - self.endpoints.keys():
             slot = self._slot()
-            accrual = Accrual.from_config(self.policy.accrual) if self.policy.accrual is not None else Accrual.default()
+            accrual = Accrual.from_config(self.policy.accrual, now) if self.policy.accrual is not None else Accrual.default()
             if accrual is None and self.policy.fail_fast:
                 accrual = Accrual.never()
             pool = EndpointPool(key[0], key[1], policy=self.policy.pool)
@@ -237,7 +244,7 @@ class Client:
             self.by_slot[slot] = ep
             self.balancer.add(slot, now)
         self.live = list(self.endpoints.values())
-        self._dead = [ep for ep in self.live if ep.accrual is not None and ep.accrual.state == DEAD]
+        self._dead = [ep for ep in self.live if ep.accrual is not None and not ep.accrual.alive]
         old, self.changed = self.changed, trio.Event()
         old.set()
         if self.on_change is not None:
@@ -257,7 +264,8 @@ class Client:
         Raises:
             NoEndpoints: with the reason (negative, failed or empty address set).
         """
-        if self._dead:
+        held = self._dead
+        if held:
             self._revive(now)
         slot = self.balancer.pick(now, self.rng.getrandbits(64))
         if slot < 0:
@@ -267,7 +275,18 @@ class Client:
             raise NoEndpoints("no endpoints" if isinstance(state, AddrBound) else "name is negative")
         self.requests += 1
         self.last_used = time.monotonic()
-        return self.by_slot[slot]
+        ep = self.by_slot[slot]
+        if held and ep.accrual is not None and ep.accrual.picked():
+            self.balancer.set_down(slot, True)  # the probe: no other request until its result
+        return ep
+
+    def abandon(self, ep: Endpoint, now: float, rtt: float) -> None:
+        """The request picked on ``ep`` ended without a result (answered otherwise): the balancer
+        forgets it, and a probe that went unanswered lets the next request probe instead."""
+        self.balancer.end(ep.slot, now, max(rtt, 0.0))
+        acc = ep.accrual
+        if acc is not None and acc.state is PROBE_SENT and acc.reopen():
+            self.balancer.set_down(ep.slot, False)
 
     def done(self, ep: Endpoint, now: float, rtt: float, ok: bool, connect_failed: bool = False) -> None:
         """The request picked on ``ep`` ended: its latency feeds the balancer, its result the accrual
@@ -292,22 +311,28 @@ class Client:
             self._changed_health(ep)
 
     def _changed_health(self, ep: Endpoint) -> None:
-        down = ep.accrual is not None and ep.accrual.state == DEAD
+        acc = ep.accrual
+        down = acc is not None and acc.state == DEAD
         self.balancer.set_down(ep.slot, down)
         if down:
-            self._dead.append(ep)
+            if ep not in self._dead:
+                self._dead.append(ep)
             if self.on_change is not None:
                 self.on_change()
+        elif acc is None or acc.alive:  # revived by its probe
+            self._dead = [e for e in self._dead if e is not ep]
 
     def _revive(self, now: float) -> None:
-        still = []
+        """Endpoints past their backoff become available for one probe."""
+        held = []
         for ep in self._dead:
-            if ep.slot in self.by_slot and ep.accrual is not None:
-                if ep.accrual.available(now):  # past its backoff: one probe may go
-                    self.balancer.set_down(ep.slot, False)
-                else:
-                    still.append(ep)
-        self._dead = still
+            acc = ep.accrual
+            if ep.slot not in self.by_slot or acc is None or acc.alive:
+                continue
+            if acc.state == DEAD and acc.available(now):  # past its backoff: one probe may go
+                self.balancer.set_down(ep.slot, False)
+            held.append(ep)
+        self._dead = held
 
     def busy(self) -> bool:
         """Whether a request is outstanding on one of its endpoints."""
@@ -318,6 +343,11 @@ class Client:
         for ep in self.endpoints.values():
             ep.pool.close()
 
+
+
+def accrual_counts(acc: Accrual) -> Tuple[int, int, int, int]:
+    """``failure_accrual/{removals,probes,revivals,removed_for_ms}`` of one endpoint."""
+    return acc.removals, acc.probes, acc.revivals, acc.removed_for_ms
 
 
 def _in_trio() -> bool:

@@ -15,6 +15,11 @@ The request head is re-serialised canonically (one framing field: the client's C
 Every attempt reports its latency and result to the client (balancer and failure accrual). An
 attempt cut by ``requestAttemptTimeoutMs`` closes its upstream connection. A connection is reused
 only when both messages were complete and framed; after any framing problem both sides are closed.
+
+Client spans (``spans``, for Zipkin): one per attempt, as Finagle's client stack traces each call the
+path stack's retries make, from the balancer's pick to the response head or the failure, with its
+endpoint and status; requeues stay within their attempt's span (Finagle requeues below its tracing).
+A retry goes with a trace id of its own: a new span id under the same parent in ``l5d-ctx-trace``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..http import headers as h
 from ..resilience.classify import RETRYABLE, SUCCESS
 from .client import NoEndpoints, PoolExhausted
 from ..errors import RemoteProtocolError
+from ..http.context import TraceId
 from ..http.message import LAST_CHUNK, Response, encode_chunk, error_response, no_body_status, serialize_request_head, serialize_response_head
 from .attempt import EXPIRED_ATTEMPT, EXPIRED_CONNECT, EXPIRED_REQUEST, Attempt
 from .stream import CLOSE, FIXED, Body, Conn
@@ -42,7 +48,11 @@ if TYPE_CHECKING:
     from ..routing.policy import ServicePolicy
     from ..routing.router import RouterParams, ServerRules
 
-__all__ = ["Exchange"]
+__all__ = ["Exchange", "ClientSpan"]
+
+#: One client span: (its trace id, None for the request's own, sent in ``l5d-ctx-trace``; start and
+#: end on trio's clock; the status, 0 for none; the last endpoint tried; the failure's name or None).
+ClientSpan = Tuple[Optional[TraceId], float, float, int, Optional["Endpoint"], Optional[str]]
 
 _IO_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError)
 #: Hard cap on attempts per request, whatever the budgets say.
@@ -97,6 +107,9 @@ class Exchange:
         self.failure: Optional[str] = None  # what went wrong, for failures/<name>
         self.success: Optional[bool] = None  # the relayed response's classification (None: we answered)
         self.last_endpoint: Optional["Endpoint"] = None
+        self.spans: List[ClientSpan] = []  # one per attempt that ended (see the module docstring)
+        self.span: Optional[list] = None  # the attempt under way: [trace id or None, start, endpoint]
+        self._trace: Optional[TraceId] = None  # the trace id of the current attempt, once not the request's
 
     async def run(self, timeout: Optional[float], why: Optional[str] = None) -> bool:
         """Returns whether the client connection may carry another request. ``timeout``: seconds
@@ -200,6 +213,7 @@ class Exchange:
             else:
                 attempt = Attempt.pick(client, trio.current_time())
             self.last_endpoint = attempt.endpoint
+            self.begin_span(attempt)
             with attempt:
                 try:
                     resp = await (self._resumed(resumed) if resumed is not None else self._attempt(attempt, head + whole))
@@ -210,21 +224,50 @@ class Exchange:
                     if not exc.written and self.attempts < MAX_ATTEMPTS and client.requeues.try_withdraw(end):
                         client.stats.record_requeue()
                         continue  # the request never left: requeue at once, on a newly balanced endpoint
+                    self.end_span(end, 0, self.failure)
                     verdict = service.classifier.classify(req.method, None)
                     if verdict == RETRYABLE and await self._may_retry():
                         delay = await self._backoff(delay)
+                        head = self._retry_head()
                         continue
                     await self._send_error(exc.status, str(exc), keep=False, retryable=not exc.written)
                     return False
+                end = trio.current_time()
+                self.end_span(end, resp.status, None)
                 verdict = self._classify(resp)
-                attempt.done(trio.current_time(), ok=verdict == SUCCESS, status=resp.status)
+                attempt.done(end, ok=verdict == SUCCESS, status=resp.status)
                 if verdict == RETRYABLE and await self._may_retry():
                     await self._discard_response(attempt, resp)
                     delay = await self._backoff(delay)
+                    head = self._retry_head()
                     continue
                 keep_down, reusable = await self._relay(attempt.up, resp, verdict == SUCCESS)  # type: ignore[arg-type]
                 attempt.release(reusable)
                 return keep_down
+
+    def begin_span(self, attempt: Attempt) -> None:
+        span = self.span
+        if span is None:
+            self.span = [self._trace, attempt.started, attempt.endpoint]
+        else:  # a requeue: the same attempt, on another endpoint
+            span[2] = attempt.endpoint
+
+    def end_span(self, now: float, status: int, failure: Optional[str]) -> None:
+        span, self.span = self.span, None
+        if span is not None:
+            self.spans.append((span[0], span[1], now, status, span[2], failure))
+
+    def _retry_head(self) -> bytes:
+        """The request head for a retry: a trace id of its own (a new span under the same parent)."""
+        fields = self.fields
+        for i, (name, value) in enumerate(fields):
+            if name == b"l5d-ctx-trace":
+                trace = TraceId.from_header(value)
+                if trace is not None:
+                    self._trace = TraceId(self.client.rng.getrandbits(64) or 1, trace.parent_id, trace.trace_id, trace.flags)
+                    fields[i] = (name, self._trace.header())
+                break
+        return self._head()
 
     def _classify(self, resp: Response) -> str:
         """The service's response classifier on ``resp`` (``l5d-retryable: true`` upgrades a failure)."""
@@ -350,6 +393,7 @@ class Exchange:
         self.attempts = 1
         attempt = Attempt.pick(client, trio.current_time())
         self.last_endpoint = ep = attempt.endpoint
+        self.begin_span(attempt)
         timeout = client.policy.attempt_timeout
         deadline = attempt.started + timeout if timeout else math.inf
         with attempt:
@@ -360,6 +404,7 @@ class Exchange:
             except (OSError, trio.TooSlowError, PoolExhausted, *_IO_ERRORS) as exc:
                 timed_out = isinstance(exc, trio.TooSlowError)
                 self.failure = "RequestTimeout" if timed_out else "TooManyWaiters" if isinstance(exc, PoolExhausted) else "ConnectionFailed"
+                self.end_span(trio.current_time(), 0, self.failure)
                 attempt.done(trio.current_time(), ok=False, failure=self.failure)
                 if timed_out:
                     await self._send_error(503, f"exceeded {timeout:g} seconds waiting for {client.id}", keep=False)
@@ -377,16 +422,19 @@ class Exchange:
                 try:
                     with trio.fail_at(deadline):
                         resp = await self._read_response(up)
+                    self.end_span(trio.current_time(), resp.status, None)
                     ok = self._classify(resp) == SUCCESS
                     attempt.done(trio.current_time(), ok=ok, status=resp.status)
                     keep_down, reusable = await self._relay(up, resp, ok)
                 except trio.TooSlowError:
                     failure = _AttemptFailed(f"exceeded {timeout:g} seconds waiting for a response from {client.id}", written=True, status=503)
                     self.failure = "RequestTimeout"
+                    self.end_span(trio.current_time(), 0, self.failure)
                     attempt.done(trio.current_time(), ok=False, failure=self.failure)
                 except (_AttemptFailed, OSError, RemoteProtocolError) as exc:
                     failure = exc
                     self.failure = "RequestFailed"
+                    self.end_span(trio.current_time(), 0, self.failure)
                     attempt.done(trio.current_time(), ok=False, failure=self.failure)
                 if failure is not None or not pump.done:
                     nursery.cancel_scope.cancel()

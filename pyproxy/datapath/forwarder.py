@@ -200,17 +200,31 @@ class Forwarder:
         if tracer is not None and tracer.sampled(trace):
             end = time.time_ns() // 1000
             dur = int(ms * 1000)
+            start = end - dur
             method = req.method.decode("latin-1")
-            tags = {"http.method": method, "http.path": ex.target.decode("latin-1"), "http.status_code": status, "l5d.dst.service": dst.show}
+            path = ex.target.decode("latin-1")
+            tags = {"http.method": method, "http.path": path, "http.status_code": status, "l5d.dst.service": dst.show}
             # Server span: the id the request came with (the caller's client span, shared) or, at a
-            # root, the same id as the client span below.
+            # root, the parent of the client spans below.
             server_trace = TraceId(trace.parent_id, trace.parent_id, trace.trace_id, trace.flags)
-            tracer.record_server_span(server_trace, router=self.label, name=method.lower(), start_us=end - dur, duration_us=dur, tags=tags, shared=trace.parent_id != trace.span_id)
-            ep = ex.last_endpoint
-            tracer.record_client_span(
-                trace, router=self.label, name=method.lower(), start_us=end - dur, duration_us=dur,
-                tags={**tags, "l5d.dst.client": ex.client.id}, remote=(ep.host, ep.port) if ep else None,
-            )
+            tracer.record_server_span(server_trace, router=self.label, name=method.lower(), start_us=start, duration_us=dur, tags=tags, shared=trace.parent_id != trace.span_id)
+            # Client spans: one per attempt (Finagle's client stack under the path stack's retries),
+            # on trio's clock, placed within the server span.
+            now = trio.current_time()
+            if ex.span is not None:  # cut (totalTimeoutMs, a deadline, the client gone)
+                ex.end_span(now, 0, "RequestTimeout")
+            for span_trace, t_start, t_end, span_status, ep, failure in ex.spans:
+                c_start = max(start, end - int((now - t_start) * 1e6))
+                c_end = min(end, max(c_start, end - int((now - t_end) * 1e6)))
+                ctags = {"http.method": method, "http.path": path, "l5d.dst.service": dst.show, "l5d.dst.client": ex.client.id}
+                if span_status:
+                    ctags["http.status_code"] = span_status
+                if failure:
+                    ctags["error"] = failure
+                tracer.record_client_span(
+                    span_trace or trace, router=self.label, name=method.lower(), start_us=c_start, duration_us=c_end - c_start,
+                    tags=ctags, remote=(ep.host, ep.port) if ep else None,
+                )
 
     def _install(self, req: Request, server: int, route: Route) -> bool:
         """Install this request's route in the lane's route table under the key the lane computes for it."""

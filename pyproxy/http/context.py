@@ -23,7 +23,9 @@ from ..naming.dtab import Dtab
 __all__ = ["OverrideCache", "TraceId", "parse_deadline", "format_deadline", "parse_sample"]
 
 _TRACE = struct.Struct(">QQQQ")
-_SAMPLED, _SAMPLING_KNOWN, _DEBUG = 1 << 2, 1 << 3, 1 << 0  # Finagle's Flags bits (SamplingKnown|Sampled)
+# Finagle's Flags bits (com.twitter.finagle.tracing.Flags): Debug 1, SamplingKnown 2, Sampled 4; a
+# TraceId whose ``sampled`` is known is serialised with SamplingKnown (| Sampled when true).
+_SAMPLED, _SAMPLING_KNOWN, _DEBUG = 1 << 2, 1 << 1, 1 << 0
 
 
 class OverrideCache:

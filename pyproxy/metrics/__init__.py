@@ -38,16 +38,18 @@ Live values (connections, pool sizes) are gauges: ``scope.gauge(name, fn)`` or a
 
 Histograms keep the current window and the last snapshot; :meth:`Registry.tick` (called every second
 by the telemetry task, and before each read) rotates all of them once per ``interval`` (Linkerd: one
-minute). Exports show the snapshot, as Linkerd does, so percentiles are "the last full minute".
+minute). Exports show the snapshot, as Linkerd does, so percentiles are "the last full minute". A
+snapshot keeps its window's bucket counts: ``Histogram.merged`` combines the snapshots of several
+processes (``--workers``) into the summary of their union, exactly.
 
 May import: ``errors`` only (telemetry renders it; the request path updates it).
 """
 
 from .histogram import QUANTILES, Histogram, Number, Summary
-from .registry import Collector, Counter, Gauge, Key, Node, Registry, Scope
+from .registry import Collector, Counter, Gauge, Key, Node, Registry, Scope, tree_of
 from .stats import RequestStats, RouterStats
 
 __all__ = [
     "Counter", "Gauge", "Histogram", "Summary", "Registry", "Node", "Scope", "RequestStats", "RouterStats",
-    "Key", "Number", "Collector", "QUANTILES",
+    "Key", "Number", "Collector", "QUANTILES", "tree_of",
 ]  # fmt: skip

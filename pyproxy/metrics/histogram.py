@@ -8,7 +8,7 @@ being filled and the :class:`Summary` of the last full window (:meth:`Histogram.
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterable, List, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 __all__ = ["Histogram", "Summary", "QUANTILES", "Number", "bucket_key", "ZERO_BUCKET"]
 
@@ -40,14 +40,20 @@ def _lower(key: int) -> float:
 
 
 class Summary:
-    """What a histogram window sums up to: count, sum, min, max, avg and percentiles."""
+    """What a histogram window sums up to: count, sum, min, max, avg and percentiles, and the
+    window's bucket counts (``{bucket_key: n}``), so that summaries of several processes can be
+    merged exactly (:meth:`Histogram.merge`) rather than added."""
 
-    __slots__ = ("count", "sum", "min", "max", "avg", "p50", "p90", "p95", "p99", "p9990", "p9999")
+    __slots__ = ("count", "sum", "min", "max", "avg", "p50", "p90", "p95", "p99", "p9990", "p9999", "buckets")
 
-    def __init__(self, count: int = 0, total: float = 0.0, lo: float = 0.0, hi: float = 0.0, pcts: Tuple[float, ...] = (0.0,) * 6) -> None:
+    def __init__(
+        self, count: int = 0, total: float = 0.0, lo: float = 0.0, hi: float = 0.0, pcts: Tuple[float, ...] = (0.0,) * 6,
+        buckets: Optional[Dict[int, int]] = None,
+    ) -> None:
         self.count, self.sum, self.min, self.max = count, total, lo, hi
         self.avg = total / count if count else 0.0
         self.p50, self.p90, self.p95, self.p99, self.p9990, self.p9999 = pcts
+        self.buckets: Dict[int, int] = buckets if buckets is not None else {}
 
     def items(self) -> List[Tuple[str, Number]]:
         """Linkerd's order of the expanded fields (``count`` first; the rest only when count > 0)."""
@@ -146,9 +152,19 @@ class Histogram:
         """The summary of the window still being filled."""
         if not self.count:
             return Summary()
-        return Summary(self.count, self.sum, self.min, self.max, self._percentiles(q for _, q in QUANTILES))
+        return Summary(self.count, self.sum, self.min, self.max, self._percentiles(q for _, q in QUANTILES), dict(self.buckets))
 
     def rotate(self) -> Summary:
         self.snapshot = self.current()
         self._reset()
         return self.snapshot
+
+    @classmethod
+    def merged(cls, summaries: Iterable[Summary]) -> Summary:
+        """The summary of the union of the windows ``summaries`` describe (several processes'
+        histograms): their buckets merged, then percentiles, min, max, count and sum as one
+        histogram of all their samples would give them."""
+        h = cls()
+        for s in summaries:
+            h.merge(s.count, s.sum, s.min, s.max, s.buckets.items())
+        return h.current()

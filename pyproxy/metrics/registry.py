@@ -12,7 +12,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Un
 
 from .histogram import Histogram, Number, Summary
 
-__all__ = ["Counter", "Gauge", "Registry", "Node", "Scope", "Key", "Collector"]
+__all__ = ["Counter", "Gauge", "Registry", "Node", "Scope", "Key", "Collector", "tree_of"]
 
 Key = Tuple[str, ...]
 
@@ -156,13 +156,18 @@ class Registry:
             yield key, v, kind
 
     def tree(self) -> "Node":
-        root = Node()
-        for key, v, kind in self.items():
-            node = root
-            for e in key:
-                node = node.children.setdefault(e, Node())
-            node.kind, node.value = kind, v
-        return root
+        return tree_of(self.items())
+
+
+def tree_of(rows: Iterable[Tuple[Key, Union[Number, Summary], str]]) -> "Node":
+    """The exported tree of ``(key, value, kind)`` rows (as :meth:`Registry.items` yields them)."""
+    root = Node()
+    for key, v, kind in rows:
+        node = root
+        for e in key:
+            node = node.children.setdefault(e, Node())
+        node.kind, node.value = kind, v
+    return root
 
 
 class Node:

@@ -271,7 +271,7 @@ class App:
 
         admin_cfg = self.config.admin
         ip, port = self._admin_addr or (admin_cfg.ip, admin_cfg.port)
-        self.admin = AdminServer(self.view, self.telemetry, ip, port)
+        self.admin = AdminServer(self.view, self.telemetry, ip, port, admin_read_timeout(admin_cfg))
         for _, server in self.servers:
             await server.bind()
         await self.admin.bind()
@@ -353,6 +353,13 @@ class App:
         states = await trio.to_thread.run_sync(fs.poll)
         if states is not None:
             fs.apply(states)
+
+
+def admin_read_timeout(admin_cfg: Any) -> float:
+    """Seconds an admin request may take to arrive once begun (``admin.socketOptions.readTimeoutMs``;
+    the proxy's listeners' default when unset)."""
+    opts = admin_cfg.socket_options
+    return opts.read_timeout_ms / 1000.0 if opts is not None and opts.read_timeout_ms else DEFAULT_HEADER_TIMEOUT
 
 
 def _server_options(sc: Any) -> ServerOptions:

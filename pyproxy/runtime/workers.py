@@ -6,12 +6,17 @@ one by the OS) with an SO_REUSEPORT socket, starts N workers (``python -m pyprox
 kernel spreads connections among them, then closes its reservation. Each worker runs the whole
 config (routers, namers polling their files, telemetry) with a private admin server on loopback.
 
-The supervisor serves the configured admin address: ``/admin/metrics.json`` is the sum of the
-workers' metrics (gauges such as ``process/rss_bytes`` summed too: the totals of the group),
-``/admin/metrics/prometheus`` their series with a ``worker`` label, ``/admin/ping`` itself, and
-``POST /admin/shutdown`` stops the group; every other admin path is answered by worker 0.
-SIGTERM/SIGINT stop the workers gracefully (each finishes its requests in flight) and exit 0. A
-worker that dies is restarted (at most a few times a minute).
+The supervisor serves the configured admin address, behind ``admin.security`` as a single process's
+admin server is (a denied path answers 404), with the same bounds on slow clients (a request begun
+must arrive within ``admin.socketOptions.readTimeoutMs``, else 408). ``/admin/metrics.json`` is
+the group's: counters and gauges summed over the workers (``process/rss_bytes`` too: the totals of
+the group), histograms merged bucket by bucket (each worker's ``/admin/metrics.json?buckets=true``)
+so that count, sum, min, max and every percentile are those of the union of the workers' samples,
+plus ``workers/restarts``; the Prometheus path gives the workers' series with a ``worker`` label;
+``/admin/workers.json`` lists the workers (index, pid, private admin address, restarts);
+``/admin/ping`` is the supervisor's own, and ``POST /admin/shutdown`` stops the group; every other
+admin path is answered by worker 0. SIGTERM/SIGINT stop the workers gracefully (each finishes its
+requests in flight) and exit 0. A worker that dies is restarted (at most a few times a minute).
 """
 
 from __future__ import annotations
@@ -27,16 +32,23 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import trio
 
-from .. import _impl
+from ..admin.request import AdminRequest
+from ..admin.routes import render_metrics, rows_summary
+from ..admin.security import Security
+from ..admin.server import IDLE_TIMEOUT, read_request
+from ..config.base import tag_of
 from ..datapath.fetch import fetch
+from ..errors import RemoteProtocolError
 from ..http.message import Request, reason_phrase, serialize_response_head
-from ..datapath.stream import Body, Conn
+from ..datapath.stream import Conn
+from ..metrics import Histogram, Key, Number, Summary, tree_of
+from .app import admin_read_timeout
 
 __all__ = ["Supervisor", "WORKER_ENV"]
 
 WORKER_ENV = "PYPROXY_WORKER"
 _READY = re.compile(r"pyproxy: listening name=(\S+) addr=(\S+)")
-_LIMITS = (8192, 65536, 100)
+_TEXT = b"text/plain; charset=utf-8"
 #: A worker that dies is restarted, at most this many times per minute.
 MAX_RESTARTS_PER_MINUTE = 5
 
@@ -45,8 +57,9 @@ class _Worker:
     def __init__(self, index: int) -> None:
         self.index = index
         self.proc: Optional[trio.Process] = None
-        self.admin: Optional[Tuple[str, int]] = None
-        self.ready = trio.Event()
+        self.admin: Optional[Tuple[str, int]] = None  # its private admin server, while it runs
+        self.ready = trio.Event()  # set once its first process listens
+        self.restarts = 0
 
 
 class Supervisor:
@@ -63,6 +76,10 @@ class Supervisor:
         self._reserved: List[socket.socket] = []
         self._stopping = False
         self._restarts: List[float] = []
+        self.security = Security.from_config(config.admin.security)
+        self.read_timeout = admin_read_timeout(config.admin)
+        prom = next((t for t in config.telemetry if tag_of(t)[1] == "io.l5d.prometheus"), None)
+        self.prometheus_path = prom.path.encode() if prom is not None else None
 
     def _reserve_ports(self) -> None:
         for i, rc in enumerate(self.config.routers):
@@ -138,9 +155,11 @@ class Supervisor:
                             w.ready.set()
                     else:
                         print(text, file=sys.stderr, flush=True)  # log records pass through as written
+            w.admin = None  # its admin server is gone with it
             await w.proc.wait()
             if self._stopping:
                 return
+            w.restarts += 1
             now = trio.current_time()
             self._restarts = [t for t in self._restarts if now - t < 60] + [now]
             print(f"pyproxy: worker {w.index} exited with {w.proc.returncode}; restarting", file=sys.stderr, flush=True)
@@ -152,67 +171,95 @@ class Supervisor:
     async def _admin_connection(self, stream: trio.SocketStream) -> None:
         conn = Conn(stream)
         try:
-            t = await conn.read_head(_impl.parse_request_head, *_LIMITS)
-            if t is None:
+            with trio.move_on_after(IDLE_TIMEOUT):
+                while not conn.buf:
+                    if not await conn.fill():
+                        return
+            if not conn.buf:
                 return
-            req = Request.from_kernel(t)
-            body = Body.of(conn, req, _LIMITS)
-            data = bytearray()
-            while len(data) <= 1 << 20:
-                piece = await body.read()
-                if not piece:
-                    break
-                data += piece
-            status, ctype, payload = await self._admin(req, bytes(data))
-            fields = [(b"Content-Type", ctype), (b"Content-Length", b"%d" % len(payload)), (b"Connection", b"close")]
+            got = await read_request(conn, self.read_timeout)  # 408 when the client is too slow
+            if got is None:
+                return
+            req, _, body = got
+            status, ctype, payload, extra = await self._admin(req, body)
+            fields = [(b"Content-Type", ctype), (b"Content-Length", b"%d" % len(payload)), *extra, (b"Connection", b"close")]
+            if req.method == b"HEAD":
+                payload = b""
             await conn.send_all(serialize_response_head(req.minor, status, reason_phrase(status), fields) + payload)
+        except (RemoteProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+            return
         except Exception:  # noqa: BLE001 - one admin request must never stop the group
             return
         finally:
             await conn.aclose()
 
-    async def _admin(self, req: Request, body: bytes) -> Tuple[int, bytes, bytes]:
+    async def _admin(self, req: Request, body: bytes) -> Tuple[int, bytes, bytes, List[Tuple[bytes, bytes]]]:
+        """(status, content type, body, more fields) of one request to the group's admin address."""
         path = req.target.split(b"?")[0]
+        if not self.security.allowed(path.decode("latin-1")):
+            return 404, _TEXT, b"", []  # as AdminRoutes: a denied path does not exist
+        own = path in (b"/admin/ping", b"/admin/metrics.json", b"/admin/workers.json") or path == self.prometheus_path
+        if own and req.method not in (b"GET", b"HEAD"):
+            return 405, _TEXT, b"method not allowed", [(b"Allow", b"GET, HEAD")]
         if path == b"/admin/ping":
-            return 200, b"text/plain", b"pong"
+            return 200, _TEXT, b"pong", []
         if path == b"/admin/shutdown":
             if req.method != b"POST":
-                return 405, b"text/plain", b"POST required"
+                return 405, _TEXT, b"POST required", [(b"Allow", b"POST")]
             os.kill(os.getpid(), signal.SIGTERM)
-            return 200, b"text/plain", b"shutting down"
+            return 200, _TEXT, b"shutting down", []
+        if path == b"/admin/workers.json":
+            return 200, b"application/json", json.dumps(self._workers_json()).encode(), []
         ready = [w for w in self.workers if w.admin is not None and w.ready.is_set()]
         if not ready:
-            return 503, b"text/plain", b"no worker is ready"
+            return 503, _TEXT, b"no worker is ready", []
         if path == b"/admin/metrics.json":
-            parts = [await _fetch(w.admin, b"GET", req.target, []) for w in ready]  # type: ignore[arg-type]
-            merged: Any = None
-            for status, _, payload in parts:
-                if status == 200:
-                    merged = _sum(merged, json.loads(payload))
-            return 200, b"application/json", json.dumps(merged if merged is not None else {}).encode()
-        if path.startswith(b"/admin/metrics/prometheus"):
+            parts = [await _fetch_quietly(w.admin, b"/admin/metrics.json?buckets=true") for w in ready]  # type: ignore[arg-type]
+            rows = merge_metrics([json.loads(p) for p in parts if p is not None])
+            rows.append((("workers", "restarts"), sum(w.restarts for w in self.workers), "counter"))
+            areq = AdminRequest("GET", req.target.decode("latin-1"))
+            reply = render_metrics(tree_of(sorted(rows, key=lambda r: r[0])), areq)
+            return reply.status, reply.ctype, reply.body, []
+        if path == self.prometheus_path:
             out: List[bytes] = []
-            seen = set()
+            seen: set = set()
             for w in ready:
-                status, _, payload = await _fetch(w.admin, b"GET", req.target, [])  # type: ignore[arg-type]
-                if status == 200:
+                payload = await _fetch_quietly(w.admin, req.target)  # type: ignore[arg-type]
+                if payload is not None:
                     out.extend(_label(payload, w.index, seen))
-            return 200, b"text/plain; version=0.0.4", b"".join(out)
+            return 200, b"text/plain; version=0.0.4", b"".join(out), []
         fields = [(k, v) for k, v in req.headers if k.lower() in (b"content-type", b"accept")]
-        return await _fetch(ready[0].admin, req.method, req.target, fields, body)  # type: ignore[arg-type]
+        status, ctype, data = await _fetch(ready[0].admin, req.method, req.target, fields, body)  # type: ignore[arg-type]
+        return status, ctype, data, []
 
-
-def _sum(a: Any, b: Any) -> Any:
-    if a is None:
-        return b
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = dict(a)
-        for k, v in b.items():
-            out[k] = _sum(out.get(k), v)
+    def _workers_json(self) -> List[Dict[str, Any]]:
+        out = []
+        for w in self.workers:
+            proc = w.proc
+            running = proc is not None and proc.returncode is None
+            out.append({
+                "index": w.index, "pid": proc.pid if running else None,  # type: ignore[union-attr]
+                "admin": f"{w.admin[0]}:{w.admin[1]}" if w.admin is not None else None, "restarts": w.restarts,
+            })
         return out
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return a + b
-    return a
+
+
+def merge_metrics(parts: List[List[list]]) -> List[Tuple[Key, Any, str]]:
+    """The group's metrics from each worker's ``/admin/metrics.json?buckets=true`` rows: counters and
+    gauges summed, histograms merged bucket by bucket (:meth:`Histogram.merged`)."""
+    numbers: Dict[Key, Tuple[Number, str]] = {}
+    stats: Dict[Key, List[Summary]] = {}
+    for rows in parts:
+        for elems, kind, value in rows:
+            key = tuple(elems)
+            if kind == "stat":
+                stats.setdefault(key, []).append(rows_summary(value))
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                prev = numbers.get(key)
+                numbers[key] = (prev[0] + value if prev is not None else value, kind)
+    out: List[Tuple[Key, Any, str]] = [(k, v, kind) for k, (v, kind) in numbers.items()]
+    out.extend((k, Histogram.merged(ss), "stat") for k, ss in stats.items())
+    return out
 
 
 _SERIES = re.compile(rb"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?(\s.*)$")
@@ -234,6 +281,16 @@ def _label(text: bytes, index: int, seen: set) -> List[bytes]:
         labels = b"{" + worker + b"}" if not labels or labels == b"{}" else labels[:-1] + b"," + worker + b"}"
         out.append(name + labels + rest + b"\n")
     return out
+
+
+async def _fetch_quietly(addr: Tuple[str, int], target: bytes) -> Optional[bytes]:
+    """The body of a 200 answer to ``GET target`` from a worker's admin server; None when there is
+    none (the worker is restarting, or stopping): the group's answer is then the others'."""
+    try:
+        status, _, data = await _fetch(addr, b"GET", target, [])
+    except (OSError, trio.TooSlowError, RemoteProtocolError):
+        return None
+    return data if status == 200 else None
 
 
 async def _fetch(addr: Tuple[str, int], method: bytes, target: bytes, fields: List[Tuple[bytes, bytes]], body: bytes = b"") -> Tuple[int, bytes, bytes]:

@@ -2,9 +2,10 @@
 
 Owns: ``lane/{routes,pooled,requests,handoffs,resumes,failed,installs}`` (the native data path),
 ``rt/<r>/server/<ip>/<port>/{connections,pending}``, ``rt/<r>/client/<id>/{loadbalancer/size,
-loadbalancer/available,pending,connections}``, ``namer/#/<prefix>/{watches,watches_connected,
-watch/{lists,streams,resumes,gone,errors,events,dropped}}`` (Kubernetes watches: restarts, 410s,
-errors) and ``process/{uptime_ms,rss_bytes,cpu_ms}``.
+loadbalancer/available,failure_accrual/{removals,probes,revivals,removed_for_ms},pending,
+connections}``, ``namer/#/<prefix>/{watches,watches_connected,watch/{lists,streams,resumes,gone,
+errors,events,dropped}}`` (Kubernetes watches: restarts, 410s, errors) and
+``process/{uptime_ms,rss_bytes,cpu_ms}``.
 
 Everything is read through :class:`pyproxy.view.ProxyView`, by name: a renamed attribute fails
 the tests that read these gauges instead of exporting a silent zero.
@@ -49,6 +50,11 @@ def view_collector(view: ProxyView) -> Collector:
                 base = ("rt", router.label, "client", client.id.lstrip("/"))
                 yield base + ("loadbalancer", "size"), client.size
                 yield base + ("loadbalancer", "available"), client.available
+                removals, probes, revivals, removed_for_ms = client.accrual
+                yield base + ("failure_accrual", "removals"), removals
+                yield base + ("failure_accrual", "probes"), probes
+                yield base + ("failure_accrual", "revivals"), revivals
+                yield base + ("failure_accrual", "removed_for_ms"), removed_for_ms
                 pending = client.pending
                 yield base + ("pending",), pending
                 yield base + ("connections",), client.idle_connections + pending
