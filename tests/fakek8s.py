@@ -797,6 +797,16 @@ def _truthy(v: Optional[str]) -> bool:
     return v is not None and v.lower() not in ("0", "f", "false")
 
 
+
+def _readable(socks: List[socket.socket], timeout: Optional[float]) -> List[socket.socket]:
+    """The sockets of ``socks`` with something to read (or closed) within ``timeout`` seconds. poll,
+    not select: a fake holding hundreds of watches has descriptors past select's FD_SETSIZE."""
+    poller = select.poll()
+    for x in socks:
+        poller.register(x, select.POLLIN)
+    ready = {fd for fd, _ in poller.poll(None if timeout is None else max(0, int(timeout * 1000)))}
+    return [x for x in socks if x.fileno() in ready]
+
 class FakeK8s:
     """A fake kube-apiserver on 127.0.0.1 (see the module docstring)."""
 
@@ -886,7 +896,7 @@ class FakeK8s:
                 t.join(5)
             s.close()
             while True:  # drain the wake-ups
-                r, _, _ = select.select([self._wake_r], [], [], 0)
+                r = _readable([self._wake_r], 0)
                 if not r:
                     break
                 self._wake_r.recv(1024)
@@ -927,7 +937,7 @@ class FakeK8s:
 
     def _accept_loop(self, listener: socket.socket) -> None:
         while True:
-            r, _, _ = select.select([listener, self._wake_r], [], [])
+            r = _readable([listener, self._wake_r], None)
             if self._wake_r in r or self._stopping:
                 return
             try:
@@ -1890,7 +1900,7 @@ class FakeK8s:
 
     def _wait_sock(self, sock: socket.socket, w: _Watcher, timeout: Optional[float]) -> None:
         """Sleep until woken, the timeout, or the client going away (_Disconnect)."""
-        r, _, _ = select.select([sock, w.wake_r], [], [], timeout)
+        r = _readable([sock, w.wake_r], timeout)
         if w.wake_r in r:
             try:
                 while w.wake_r.recv(4096):

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .path import Path
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 
+_NO_META: Mapping[str, Any] = MappingProxyType({})
+
+
 class Address:
     """One endpoint: an IP address (or host name), a port and free-form metadata (e.g. weight)."""
 
@@ -38,7 +42,8 @@ class Address:
     def __init__(self, host: str, port: int, meta: Optional[Mapping[str, Any]] = None) -> None:
         self.host = host
         self.port = port
-        self.meta: Mapping[str, Any] = dict(meta) if meta else {}
+        # a read-only mapping is shared as it is (namers hand the same one to many addresses)
+        self.meta: Mapping[str, Any] = meta if isinstance(meta, MappingProxyType) else (dict(meta) if meta else _NO_META)
 
     def _key(self) -> Tuple[str, int, Tuple[Tuple[str, Any], ...]]:
         return (self.host, self.port, tuple(sorted(self.meta.items())))

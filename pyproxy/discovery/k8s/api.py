@@ -19,10 +19,14 @@ from typing import Any, AsyncIterator, Dict, Optional, Tuple
 
 from ..client import ClientError, HttpClient, Response
 
-__all__ = ["KubeApi", "KubeError", "MAX_EVENT", "SERVICE_ACCOUNT"]
+__all__ = ["KubeApi", "KubeError", "MAX_EVENT", "OPEN", "SERVICE_ACCOUNT"]
 
 #: Largest watch event (one line of a watch stream).
 MAX_EVENT = 16 * 1024 * 1024
+
+#: What :meth:`KubeApi.stream` yields first: the server answered the watch (200).
+OPEN: Any = object()
+
 #: Where a pod finds its service-account credentials.
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -108,8 +112,9 @@ class KubeApi:
         return await self.request("GET", path, params)
 
     async def stream(self, path: str, params: Dict[str, str], idle_timeout: float) -> AsyncIterator[Any]:
-        """The events of a watch stream (each line decoded); ends when the server ends the stream.
-        Close the generator when done with it (``aclose``): that closes the connection.
+        """The events of a watch stream (each line decoded), after :data:`OPEN` once the server
+        answered 200; ends when the server ends the stream. Close the generator when done with it
+        (``aclose``): that closes the connection.
 
         Raises:
             KubeError: not reachable, a status other than 200 (``status`` set: 410 is "too old"), a
@@ -122,6 +127,7 @@ class KubeApi:
             assert isinstance(head, Response)
             if head.status != 200:
                 raise KubeError(f"watch {path}: status {head.status}", head.status)
+            yield OPEN
             buf = bytearray()
             async for piece in pieces:
                 buf += piece  # type: ignore[operator]

@@ -65,6 +65,11 @@ class ServiceEndpoints:
         return cls(groups)
 
     @classmethod
+    def merged(cls, parts: Iterable["ServiceEndpoints"]) -> "ServiceEndpoints":
+        """The endpoints of several objects (a service's EndpointSlices) together."""
+        return cls([g for p in parts for g in p.groups])
+
+    @classmethod
     def from_slices(cls, slices: Iterable[Any]) -> "ServiceEndpoints":
         groups = []
         for s in slices:
@@ -84,6 +89,11 @@ class ServiceEndpoints:
                     hosts.append((ip, node if isinstance(node, str) else None))
             groups.append((hosts, _tcp_ports(_list(s, "ports"))))
         return cls(groups)
+
+    @classmethod
+    def from_slices_one(cls, s: Any) -> "ServiceEndpoints":
+        """One EndpointSlice (a service's slices are :meth:`merged`)."""
+        return cls.from_slices([s])
 
     def named(self, name: str) -> Optional[List[Tuple[str, int, Optional[str]]]]:
         """``(ip, port, node)`` of every ready endpoint for the port ``name``; None when no group

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Optional
 
 import trio
 
-from .api import KubeApi, KubeError
+from .api import OPEN, KubeApi, KubeError
 
 __all__ = ["Ready", "Watch", "WatchStats"]
 
@@ -85,6 +85,9 @@ class _Gone(Exception):
     pass
 
 
+_BAD = object()  # an object ``keep`` refused
+
+
 def _newer(a: Optional[str], b: Optional[str]) -> bool:
     """Whether resourceVersion ``b`` comes after ``a`` (numeric when both are, as etcd's are)."""
     if a is None or b is None:
@@ -109,16 +112,21 @@ class Watch:
         params: selectors (``fieldSelector``, ``labelSelector``).
         on_change: called on the loop with ``objects`` after each list and each event that changed it.
         what: how the logs name this watch (``endpoints default/world-v1``).
+        keep: what of each object is kept (default: all of it); a watcher that needs only a summary
+            (the namer keeps parsed endpoints, not the JSON) saves the memory of the rest. It may
+            raise ``ValueError`` for an object of the wrong shape: the event then counts as a failure
+            of the watch and the object's previous state stays.
     """
 
     def __init__(
         self, api: KubeApi, path: str, params: Dict[str, str], on_change: Callable[[Dict[str, Any]], None],
-        what: str, rng: Optional[random.Random] = None,
+        what: str, rng: Optional[random.Random] = None, keep: Optional[Callable[[Any], Any]] = None,
     ) -> None:
         self.api = api
         self.path = path
         self.params = dict(params)
         self.on_change = on_change
+        self.keep = keep
         self.what = what
         self.rng = rng or random.Random()
         self.objects: Dict[str, Any] = {}
@@ -126,6 +134,8 @@ class Watch:
         self.stats = WatchStats()
         self._failing = False
         self._delay = 0.0
+        self._streamed_since_list = False
+        self._bad: Dict[str, str] = {}  # objects that did not parse, with the problem (logged once)
 
     async def run(self) -> None:
         """Until cancelled."""
@@ -162,11 +172,14 @@ class Watch:
             key = _key(obj)
             if key is None:
                 raise ValueError(f"list {self.path}: an item without metadata.name")
-            objects[key] = obj
+            kept = self._kept(key, obj)
+            if kept is not _BAD:
+                objects[key] = kept
         meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
         version = meta.get("resourceVersion") if isinstance(meta.get("resourceVersion"), str) else None
         self._publish(objects)
         self.stats.resource_version = version
+        self._streamed_since_list = False
         self._recovered()
         return version
 
@@ -178,12 +191,15 @@ class Watch:
             params["resourceVersion"] = version
         self.stats.streams += 1
         self.stats.since = time.time()
-        if self.known:
-            self.stats.resumes += 1
+        if self._streamed_since_list:
+            self.stats.resumes += 1  # a stream again from a known version, without a new list
+        self._streamed_since_list = True
         events = self.api.stream(self.path, params, idle_timeout=seconds + 30)
         try:
             async for event in events:
-                self.stats.connected = True
+                if event is OPEN:
+                    self.stats.connected = True
+                    continue
                 version = self._event(event, version)
         except KubeError as exc:
             if exc.status == 410:
@@ -219,7 +235,12 @@ class Watch:
             raise ValueError(f"watch {self.path}: a {kind} event without metadata.name")
         objects = dict(self.objects)
         if kind in ("ADDED", "MODIFIED"):
-            objects[key] = obj
+            kept = self._kept(key, obj)
+            if kept is _BAD:  # the object's last good state stays; the stream goes on
+                if rv is not None:
+                    self.stats.resource_version = rv
+                return rv if rv is not None else version
+            objects[key] = kept
         elif kind == "DELETED":
             objects.pop(key, None)
         else:
@@ -231,6 +252,19 @@ class Watch:
         self._publish(objects)
         self._recovered()
         return version
+
+    def _kept(self, key: str, obj: Any) -> Any:
+        if self.keep is None:
+            return obj
+        try:
+            kept = self.keep(obj)
+        except (ValueError, TypeError, AttributeError) as exc:
+            if self._bad.get(key) != str(exc):  # once per object and problem, with both named
+                log.warning("k8s %s: %s does not parse (%s); keeping its last good state", self.what, key, exc)
+            self._bad[key] = str(exc)
+            return _BAD
+        self._bad.pop(key, None)
+        return kept
 
     def _publish(self, objects: Dict[str, Any]) -> None:
         self.objects = objects

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import OrderedDict
+from types import MappingProxyType
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import trio
@@ -60,7 +61,6 @@ class _Service:
         self.endpoints_watch: Optional[Watch] = None
         self.service_watch: Optional[Watch] = None
         self.scopes: List[trio.CancelScope] = []  # one per running watch: cancelled when evicted
-        self.problem: Optional[str] = None  # the last object that did not parse (logged once)
 
     @property
     def what(self) -> str:
@@ -71,33 +71,16 @@ class _Service:
 
     # --- the watches' callbacks ---
 
-    def on_endpoints(self, objects: Dict[str, Any]) -> None:
-        try:
-            if self.namer.slices:
-                self.endpoints = ServiceEndpoints.from_slices(objects.values())
-            else:
-                self.endpoints = ServiceEndpoints.from_endpoints(next(iter(objects.values()), None))
-        except ValueError as exc:
-            self._bad("endpoints", exc)
-            return
-        self.problem = None
+    def on_endpoints(self, objects: Dict[str, ServiceEndpoints]) -> None:
+        """The parsed Endpoints object (or, with EndpointSlices, the parsed slices) changed."""
+        self.endpoints = ServiceEndpoints.merged(objects.values())
         self.endpoints_ready.set()
         self._update()
 
-    def on_service(self, objects: Dict[str, Any]) -> None:
-        try:
-            self.mappings = port_mappings(next(iter(objects.values()), None))
-        except ValueError as exc:
-            self._bad("service", exc)
-            return
+    def on_service(self, objects: Dict[str, Dict[int, str]]) -> None:
+        self.mappings = next(iter(objects.values()), {})
         self.service_ready.set()
         self._update()
-
-    def _bad(self, kind: str, exc: ValueError) -> None:
-        text = f"{kind}: {exc}"
-        if text != self.problem:  # once per distinct problem, with the service named
-            log.warning("k8s %s: a %s object that does not parse (%s); keeping the last good endpoints", self.what, kind, exc)
-        self.problem = text
 
     def _update(self) -> None:
         flipped = False
@@ -122,7 +105,7 @@ class _Service:
             found = self.endpoints.named(port)
         if found is None:
             return ADDR_NEG
-        return AddrBound(tuple(Address(ip, p, {NODE_NAME: node} if node else None) for ip, p, node in found))
+        return AddrBound(tuple(Address(ip, p, _node_meta(node)) for ip, p, node in found))
 
     def var(self, port: str) -> AddrVar:
         var = self.vars.get(port)
@@ -216,12 +199,14 @@ class K8sNamer(Namer):
             params["fieldSelector"] = f"metadata.name={svc.name}"
             if svc.label:
                 params["labelSelector"] = svc.label
-        svc.endpoints_watch = Watch(self.api, path, params, svc.on_endpoints, f"endpoints {svc.what}", self.rng)
+        keep = ServiceEndpoints.from_slices_one if self.slices else ServiceEndpoints.from_endpoints
+        svc.endpoints_watch = Watch(self.api, path, params, svc.on_endpoints, f"endpoints {svc.what}", self.rng, keep)
         self._spawn(svc, svc.endpoints_watch)
 
     def _watch_service(self, svc: _Service) -> None:
         params = {"fieldSelector": f"metadata.name={svc.name}"}
-        svc.service_watch = Watch(self.api, f"/api/v1/namespaces/{svc.ns}/services", params, svc.on_service, f"service {svc.what}", self.rng)
+        svc.service_watch = Watch(self.api, f"/api/v1/namespaces/{svc.ns}/services", params, svc.on_service, f"service {svc.what}",
+                                  self.rng, port_mappings)
         self._spawn(svc, svc.service_watch)
 
     def _spawn(self, svc: _Service, watch: Watch) -> None:
@@ -270,7 +255,7 @@ class K8sNamer(Namer):
                 state: Any = {port: _addr_json(v.value) for port, v in svc.vars.items()}
             else:
                 state = {str(k): v for k, v in svc.mappings.items()}
-            out[kind][key] = {"state": state, "watch": w.stats.to_json(), "problem": svc.problem}
+            out[kind][key] = {"state": state, "watch": w.stats.to_json()}
         return out
 
     def metrics(self) -> List[Tuple[str, int]]:
@@ -295,6 +280,20 @@ class K8sNamer(Namer):
                         parts.append(svc.label.split("=", 1)[1])
                     out.append((self.prefix + Path.utf8(*parts)).show)
         return out
+
+
+_NODE_META: Dict[Optional[str], Any] = {None: None}
+
+
+def _node_meta(node: Optional[str]) -> Any:
+    """The metadata of an address on ``node``: one shared read-only mapping per node."""
+    meta = _NODE_META.get(node)
+    if meta is None:
+        if len(_NODE_META) > 100_000:
+            _NODE_META.clear()
+            _NODE_META[None] = None
+        meta = _NODE_META[node] = MappingProxyType({NODE_NAME: node})
+    return meta
 
 
 def _addr_json(addr: object) -> Any:
