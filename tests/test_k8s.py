@@ -232,6 +232,82 @@ def test_watched_services_are_bounded(k8s: FakeK8s) -> None:
     _run(k8s, body, max_services=5)
 
 
+def _ep(name: str, ip: str, port: int = 80) -> Any:
+    return endpoints("default", name, addresses=[(ip, "a")], ports={"http": port})
+
+
+@pytest.mark.parametrize("slices", [False, True], ids=["endpoints", "slices"])
+def test_a_namespace_with_many_watched_services_is_watched_as_one(k8s: FakeK8s, slices: bool) -> None:
+    def put(name: str, ip: str) -> None:
+        if slices:
+            k8s.apply(endpoint_slice("default", f"{name}-x", name, endpoints=[(ip, "a", True)], ports={"http": 80}))
+        else:
+            k8s.apply(_ep(name, ip))
+
+    for i in range(5):
+        put(f"svc-{i}", f"10.0.0.{i + 1}")
+    k8s.apply(_ep("other", "10.9.9.9") if not slices else endpoint_slice("other", "x-y", "x", endpoints=[("10.9.9.9", "a", True)], ports={"http": 80}))
+    kind = "endpointslices" if slices else "endpoints"
+
+    async def body(namer: K8sNamer, fake: FakeK8s) -> None:
+        vars = {}
+        for i in range(2):  # below share_at: a watch per service
+            vars[i] = (await _lookup(namer, f"/default/http/svc-{i}")).value.addr
+        await trio.to_thread.run_sync(lambda: fake.wait_watches(2))
+        assert all("fieldSelector" in w.query or "=" in w.query.get("labelSelector", "") for w in fake.watches())
+        vars[2] = (await _lookup(namer, "/default/http/svc-2")).value.addr  # the third: the namespace's watch
+        # the services' own watches stop once the namespace's answers: one stream left, on the namespace
+        def shared_only() -> bool:
+            ws = fake.watches()
+            return len(ws) == 1 and "fieldSelector" not in ws[0].query and "=" not in ws[0].query.get("labelSelector", "")
+
+        await _until(shared_only, "the namespace's watch alone")
+        (w,) = fake.watches()
+        assert (w.kind, w.namespace, w.name) == (kind, "default", None)
+        assert {i: {h for h, _, _ in _hosts(v)} for i, v in vars.items()} == {i: {f"10.0.0.{i + 1}"} for i in range(3)}
+        # a service looked up now is answered at once from the namespace's watch; no new stream
+        assert _hosts(namer.lookup(Path.read("/default/http/svc-4")).value.addr) == {("10.0.0.5", 80, "a")}
+        assert namer.lookup(Path.read("/default/http/nowhere")) is Neg
+        assert len(fake.watches()) == 1
+        before = {i: v.value for i, v in vars.items()}
+        put("svc-1", "10.0.1.1")  # a change reaches its service, and only it
+        await _until(lambda: {h for h, _, _ in _hosts(vars[1])} == {"10.0.1.1"}, "the change")
+        assert vars[0].value is before[0] and vars[2].value is before[2]
+        put("nowhere", "10.0.2.2")  # a service that appears: its name binds now
+        version = namer.version
+        await _until(lambda: namer.lookup(Path.read("/default/http/nowhere")) is not Neg or namer.version > version, "nowhere")
+        assert _hosts(namer.lookup(Path.read("/default/http/nowhere")).value.addr) == {("10.0.2.2", 80, "a")}
+        with fake.outage():  # the namespace's watch fails: every service keeps its endpoints
+            await trio.sleep(0.3)
+            assert {h for h, _, _ in _hosts(vars[1])} == {"10.0.1.1"}
+        if slices:
+            fake.delete("endpointslices", "default", "svc-1-x")
+        else:
+            fake.delete("endpoints", "default", "svc-1")
+        await _until(lambda: vars[1].value is ADDR_NEG, "svc-1 to vanish")
+        state = namer.state_json()
+        assert state["namespaces"]["default"]["services"] == 5
+        assert dict(namer.metrics())["watches"] == 1
+
+    _run(k8s, body, slices=slices, share_at=3)
+
+
+def test_lists_are_read_in_pages(k8s: FakeK8s) -> None:
+    for i in range(450):
+        k8s.apply(_ep(f"svc-{i}", f"10.1.{i // 200}.{i % 200 + 1}"))
+
+    async def body(namer: K8sNamer, fake: FakeK8s) -> None:
+        for i in range(3):
+            await _lookup(namer, f"/default/http/svc-{i}")
+        await _until(lambda: namer.lookup(Path.read("/default/http/svc-449")) is not Neg, "the whole namespace")
+        pages = [r.query for r in fake.requests("/api/v1/namespaces/default/endpoints", watch=False) if "fieldSelector" not in r.query]
+        assert [p.get("limit") for p in pages] == ["200"] * 3
+        assert "continue" not in pages[0] and all(p.get("continue") for p in pages[1:])
+        assert _hosts(namer.lookup(Path.read("/default/http/svc-449")).value.addr) == {("10.1.2.50", 80, "a")}
+
+    _run(k8s, body, share_at=3)
+
+
 def test_daemonset_transformer_sends_each_destination_to_the_proxy_on_its_node(k8s: FakeK8s) -> None:
     k8s.apply(endpoints("default", "l5d", addresses=[("127.0.1.1", "node-1"), ("127.0.2.1", "node-2")], ports={"incoming": 4141}))
 

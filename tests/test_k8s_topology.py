@@ -31,7 +31,7 @@ import pytest
 
 from conftest import TWINS
 from fakek8s import FakeK8s, endpoints
-from proxyproc import ProxyProcess
+from proxyproc import ProxyProcess, admin_json
 
 HERE = __import__("os").path.dirname(__import__("os").path.abspath(__file__))
 NODES = {"node-1": "127.0.1.1", "node-2": "127.0.2.1"}
@@ -240,3 +240,17 @@ def test_an_api_outage_fails_no_request(cluster: Cluster) -> None:
             results.append(cluster.request({"l5d-dtab": "/host/world => /srv/world-v2;"}))
     assert all(status == 200 for status, _ in results), results
     assert cluster.request({})[0] == 200
+
+
+def test_admin_shows_the_namer_state_bound_names_and_watch_metrics(cluster: Cluster) -> None:
+    assert cluster.request({})[0] == 200  # the seed's names are bound on node-1
+    node = cluster.nodes["node-1"]
+    state = admin_json(node, "/namer_state/io.l5d.k8s.json")
+    hello = state["endpoints"]["default/hello"]
+    assert hello["state"] == {"http": [f"127.0.1.10:{cluster.hello.port}"]}
+    assert hello["watch"]["connected"] is True and hello["watch"]["lists"] >= 1
+    bound = admin_json(node, "/bound-names.json")
+    assert "/#/io.l5d.k8s/default/http/hello" in bound and "/#/io.l5d.k8s/default/http/world-v1" in bound
+    metrics = admin_json(node, "/admin/metrics.json")
+    assert metrics["namer/#/io.l5d.k8s/watches"] >= 2
+    assert metrics["namer/#/io.l5d.k8s/watches_connected"] == metrics["namer/#/io.l5d.k8s/watches"]

@@ -4,6 +4,7 @@ A :class:`Watch` lists the query (``GET <path>?<selectors>``), hands the objects
 then watches from the list's resourceVersion (``?watch=true&resourceVersion=..``). It is built for
 the failures Linkerd 1.x users reported (stale endpoints after deploys, watches that go quiet):
 
+* lists are read in pages (``limit``/``continue``), one consistent snapshot;
 * a stream that ends (the API server does so every few minutes) is resumed from the newest
   resourceVersion seen, without a new list;
 * an event older than the newest resourceVersion seen is dropped (streams may replay);
@@ -35,6 +36,9 @@ log = logging.getLogger("pyproxy.k8s")
 
 #: Backoff between failed attempts: from 10 ms, doubling, to 10 s (Linkerd's k8s default), jittered.
 BACKOFF_MIN, BACKOFF_MAX = 0.01, 10.0
+#: Objects asked for per page of a list (client-go's pager asks for 500; ours are kept parsed,
+#: so smaller pages bound the memory a list takes while it is read).
+LIST_PAGE = 200
 #: Server-side timeout asked of each watch stream (client-go picks 5-10 min); jittered by 10 %.
 STREAM_SECONDS = 300
 
@@ -162,21 +166,28 @@ class Watch:
 
     async def _list(self) -> Optional[str]:
         self.stats.lists += 1
-        status, body = await self.api.get(self.path, self.params)
-        if status == 410:
-            raise _Gone()
-        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("items"), list):
-            raise KubeError(f"list {self.path}: status {status}{'' if isinstance(body, dict) else ', not a list'}", status)
         objects = {}
-        for obj in body["items"]:
-            key = _key(obj)
-            if key is None:
-                raise ValueError(f"list {self.path}: an item without metadata.name")
-            kept = self._kept(key, obj)
-            if kept is not _BAD:
-                objects[key] = kept
-        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-        version = meta.get("resourceVersion") if isinstance(meta.get("resourceVersion"), str) else None
+        params = dict(self.params, limit=str(LIST_PAGE))
+        while True:  # page by page: the peak of memory is one page's JSON, not the whole list's
+            status, body = await self.api.get(self.path, params)
+            if status == 410:
+                raise _Gone()  # the version too old, or a page's continue token expired: list again
+            if status != 200 or not isinstance(body, dict) or not isinstance(body.get("items"), list):
+                raise KubeError(f"list {self.path}: status {status}{'' if isinstance(body, dict) else ', not a list'}", status)
+            for obj in body["items"]:
+                key = _key(obj)
+                if key is None:
+                    raise ValueError(f"list {self.path}: an item without metadata.name")
+                kept = self._kept(key, obj)
+                if kept is not _BAD:
+                    objects[key] = kept
+            meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+            version = meta.get("resourceVersion") if isinstance(meta.get("resourceVersion"), str) else None
+            more = meta.get("continue")
+            del body
+            if not isinstance(more, str) or not more:
+                break
+            params["continue"] = more
         self._publish(objects)
         self.stats.resource_version = version
         self._streamed_since_list = False

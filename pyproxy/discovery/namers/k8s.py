@@ -13,6 +13,12 @@ service has no such port (or does not exist): binding falls through to the next 
 dtab, as in Linkerd. Until the first answer for a service has arrived, a lookup raises
 :class:`~pyproxy.errors.NamePending` and the router waits (``bindingTimeoutMs``).
 
+A namespace from which :data:`SHARE_AT` or more services (without ``labelSelector``) are watched gets
+one watch of all its endpoints instead: one stream and connection per namespace rather than one per
+service, for this proxy's memory and the API server's load (a DaemonSet multiplies both by the
+nodes). Its services keep their answers while it lists (their own watches stop once it knows), and
+each change reaches only the services whose endpoints it changed.
+
 Watched services are bounded (:data:`MAX_SERVICES`): past it, the least recently looked-up service
 whose address sets no client observes stops being watched. ``state_json`` is Linkerd's
 ``/namer_state/io.l5d.k8s.json``; ``metrics`` the counters of all its watches.
@@ -37,12 +43,16 @@ from ..k8s.api import KubeApi
 from ..k8s.objects import ServiceEndpoints, port_mappings
 from ..k8s.watch import Ready, Watch
 
-__all__ = ["K8sNamer", "MAX_SERVICES", "NODE_NAME"]
+__all__ = ["K8sNamer", "MAX_SERVICES", "NODE_NAME", "SHARE_AT"]
 
 log = logging.getLogger("pyproxy.k8s")
 
 #: Services watched at most by one namer.
 MAX_SERVICES = 10_000
+#: Services of one namespace watched one by one at most; from this many on, one watch of the namespace.
+SHARE_AT = 32
+#: The label that names an EndpointSlice's service.
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 #: The address metadata key of the pod's node (Linkerd's ``Metadata.nodeName``).
 NODE_NAME = "nodeName"
 
@@ -58,9 +68,14 @@ class _Service:
         self.vars: Dict[str, AddrVar] = {}  # by port as asked (name or number)
         self.endpoints_ready = Ready()
         self.service_ready = Ready()
-        self.endpoints_watch: Optional[Watch] = None
+        self.endpoints_watch: Optional[Watch] = None  # None once its namespace's watch answers for it
         self.service_watch: Optional[Watch] = None
-        self.scopes: List[trio.CancelScope] = []  # one per running watch: cancelled when evicted
+        self.scopes: Dict[Watch, trio.CancelScope] = {}  # of the running watches: cancelled when evicted
+
+    def stop(self, watch: Optional[Watch]) -> None:
+        scope = self.scopes.pop(watch, None) if watch is not None else None
+        if scope is not None:
+            scope.cancel()
 
     @property
     def what(self) -> str:
@@ -76,6 +91,12 @@ class _Service:
         self.endpoints = ServiceEndpoints.merged(objects.values())
         self.endpoints_ready.set()
         self._update()
+
+    def on_own_endpoints(self, objects: Dict[str, ServiceEndpoints]) -> None:
+        """What the service's own watch found (ignored once its namespace's watch answers for it:
+        events it had already read may still come out after it was stopped)."""
+        if self.endpoints_watch is not None:
+            self.on_endpoints(objects)
 
     def on_service(self, objects: Dict[str, Dict[int, str]]) -> None:
         self.mappings = next(iter(objects.values()), {})
@@ -114,12 +135,57 @@ class _Service:
         return var
 
 
+class _Namespace:
+    """One watch of all the endpoints of a namespace, fanned out to its watched services."""
+
+    def __init__(self, namer: "K8sNamer", ns: str) -> None:
+        self.namer = namer
+        self.ns = ns
+        self.services: Dict[str, _Service] = {}  # the namespace's watched services without label, by name
+        self.watch: Optional[Watch] = None  # started at the namer's share_at services
+        self.parts: Dict[str, Dict[str, ServiceEndpoints]] = {}  # by service: its objects, by key
+
+    def keep(self, obj: Any) -> Tuple[Optional[str], ServiceEndpoints]:
+        """An object as kept: the service it belongs to, its endpoints."""
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        if self.namer.slices:
+            labels = meta.get("labels") if isinstance(meta, dict) else None
+            svc = labels.get(SERVICE_NAME_LABEL) if isinstance(labels, dict) else None
+            return (svc if isinstance(svc, str) else None), ServiceEndpoints.from_slices_one(obj)
+        return meta["name"], ServiceEndpoints.from_endpoints(obj)  # Watch only keeps named objects
+
+    def on_objects(self, objects: Dict[str, Tuple[Optional[str], ServiceEndpoints]]) -> None:
+        parts: Dict[str, Dict[str, ServiceEndpoints]] = {}
+        for key, (name, endpoints) in objects.items():
+            if name is not None:
+                parts.setdefault(name, {})[key] = endpoints
+        old, self.parts = self.parts, parts
+        for name, svc in list(self.services.items()):
+            if svc.endpoints_watch is not None:  # answered by its own watch until now: that one stops
+                svc.stop(svc.endpoints_watch)
+                svc.endpoints_watch = None
+            elif svc.endpoints_ready.is_set() and _same(old.get(name), parts.get(name)):
+                continue  # not changed by this event
+            svc.on_endpoints(parts.get(name, {}))
+
+    def answer(self, svc: _Service) -> None:
+        """Gives a service looked up after the namespace's watch answered its endpoints."""
+        svc.on_endpoints(self.parts.get(svc.name, {}))
+
+
+def _same(a: Optional[Dict[str, ServiceEndpoints]], b: Optional[Dict[str, ServiceEndpoints]]) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.keys() == b.keys() and all(a[k] is b[k] for k in a)
+
+
 class K8sNamer(Namer):
     """The ``io.l5d.k8s`` namer (``namespace`` set: ``io.l5d.k8s.ns``)."""
 
     def __init__(
         self, api: KubeApi, prefix: Path, label_selector: Optional[str] = None, namespace: Optional[str] = None,
         slices: bool = False, max_services: int = MAX_SERVICES, rng: Optional[random.Random] = None,
+        share_at: int = SHARE_AT,
     ) -> None:
         self.api = api
         self.prefix = prefix
@@ -127,9 +193,11 @@ class K8sNamer(Namer):
         self.namespace = namespace
         self.slices = slices
         self.max_services = max_services
+        self.share_at = share_at
         self.rng = rng or random.Random()
         self.version = 0
         self._services: "OrderedDict[Tuple[str, str, Optional[str]], _Service]" = OrderedDict()
+        self._namespaces: Dict[str, _Namespace] = {}
         self._nursery: Optional[trio.Nursery] = None
 
     # === lookup ===
@@ -183,12 +251,28 @@ class K8sNamer(Namer):
                 if len(self._services) <= self.max_services:
                     break
                 if old is not svc and not old.observed():
-                    for scope in old.scopes:
+                    for scope in old.scopes.values():
                         scope.cancel()
+                    old.scopes.clear()
+                    shared = self._namespaces.get(old.ns)
+                    if shared is not None and shared.services.get(old.name) is old:
+                        del shared.services[old.name]
                     del self._services[old_key]
         return svc
 
     def _start(self, svc: _Service) -> None:
+        if svc.label is None:
+            shared = self._namespaces.get(svc.ns)
+            if shared is None:
+                shared = self._namespaces[svc.ns] = _Namespace(self, svc.ns)
+            shared.services[svc.name] = svc
+            if shared.watch is not None:  # the namespace's watch answers (or will) for it
+                if shared.watch.known:
+                    shared.answer(svc)
+                return
+            if len(shared.services) >= self.share_at:
+                self._share(shared)
+                return
         params = {}
         if self.slices:
             path = f"/apis/discovery.k8s.io/v1/namespaces/{svc.ns}/endpointslices"
@@ -200,8 +284,17 @@ class K8sNamer(Namer):
             if svc.label:
                 params["labelSelector"] = svc.label
         keep = ServiceEndpoints.from_slices_one if self.slices else ServiceEndpoints.from_endpoints
-        svc.endpoints_watch = Watch(self.api, path, params, svc.on_endpoints, f"endpoints {svc.what}", self.rng, keep)
+        svc.endpoints_watch = Watch(self.api, path, params, svc.on_own_endpoints, f"endpoints {svc.what}", self.rng, keep)
         self._spawn(svc, svc.endpoints_watch)
+
+    def _share(self, shared: _Namespace) -> None:
+        if self.slices:
+            path = f"/apis/discovery.k8s.io/v1/namespaces/{shared.ns}/endpointslices"
+            params = {"labelSelector": SERVICE_NAME_LABEL}  # slices that belong to a service
+        else:
+            path, params = f"/api/v1/namespaces/{shared.ns}/endpoints", {}
+        shared.watch = Watch(self.api, path, params, shared.on_objects, f"endpoints {shared.ns}/*", self.rng, shared.keep)
+        self._spawn(None, shared.watch)
 
     def _watch_service(self, svc: _Service) -> None:
         params = {"fieldSelector": f"metadata.name={svc.name}"}
@@ -209,15 +302,20 @@ class K8sNamer(Namer):
                                   self.rng, port_mappings)
         self._spawn(svc, svc.service_watch)
 
-    def _spawn(self, svc: _Service, watch: Watch) -> None:
+    def _spawn(self, svc: Optional[_Service], watch: Watch) -> None:
         if self._nursery is None:
             return  # not running (offline tools): the name stays pending
+        scope = trio.CancelScope()
+        if svc is not None:
+            svc.scopes[watch] = scope
 
         async def run() -> None:
-            scope = trio.CancelScope()
-            svc.scopes.append(scope)
-            with scope:
-                await watch.run()
+            try:
+                with scope:
+                    await watch.run()
+            finally:
+                if svc is not None and svc.scopes.get(watch) is scope:
+                    del svc.scopes[watch]
 
         self._nursery.start_soon(run)
 
@@ -232,6 +330,9 @@ class K8sNamer(Namer):
                     for w in (svc.endpoints_watch, svc.service_watch):
                         if w is not None:
                             self._spawn(svc, w)
+                for shared in self._namespaces.values():
+                    if shared.watch is not None:
+                        self._spawn(None, shared.watch)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -240,11 +341,22 @@ class K8sNamer(Namer):
     # === what admin and metrics read ===
 
     def _watches(self) -> Iterator[Tuple[_Service, str, Watch]]:
+        """The services' watches: an endpoints watch is the namespace's when that one answers."""
         for svc in list(self._services.values()):
-            if svc.endpoints_watch is not None:
-                yield svc, "endpoints", svc.endpoints_watch
+            watch = svc.endpoints_watch
+            if watch is None and svc.label is None:
+                shared = self._namespaces.get(svc.ns)
+                watch = shared.watch if shared is not None else None
+            if watch is not None:
+                yield svc, "endpoints", watch
             if svc.service_watch is not None:
                 yield svc, "portMappings", svc.service_watch
+
+    def _running(self) -> List[Watch]:
+        """Every watch, once."""
+        out = {id(w): w for _, _, w in self._watches()}
+        out.update((id(ns.watch), ns.watch) for ns in self._namespaces.values() if ns.watch is not None)
+        return list(out.values())
 
     def state_json(self) -> Dict[str, Any]:
         """Linkerd's ``/namer_state/io.l5d.k8s.json``: per watched service, its state and its watch."""
@@ -256,6 +368,8 @@ class K8sNamer(Namer):
             else:
                 state = {str(k): v for k, v in svc.mappings.items()}
             out[kind][key] = {"state": state, "watch": w.stats.to_json()}
+        out["namespaces"] = {ns: {"services": len(shared.services), "watch": shared.watch.stats.to_json()}
+                             for ns, shared in self._namespaces.items() if shared.watch is not None}
         return out
 
     def metrics(self) -> List[Tuple[str, int]]:
@@ -263,11 +377,12 @@ class K8sNamer(Namer):
         names = ("lists", "streams", "resumes", "gone", "errors", "events", "dropped")
         totals = dict.fromkeys(names, 0)
         connected = 0
-        for _, _, w in self._watches():
+        watches = self._running()
+        for w in watches:
             for n in names:
                 totals[n] += getattr(w.stats, n)
             connected += w.stats.connected
-        return [("watches", len(list(self._watches()))), ("watches_connected", connected)] + [(f"watch/{n}", v) for n, v in totals.items()]
+        return [("watches", len(watches)), ("watches_connected", connected)] + [(f"watch/{n}", v) for n, v in totals.items()]
 
     def bound_names(self) -> List[str]:
         """The ids of the names bound so far (``/bound-names.json``)."""
