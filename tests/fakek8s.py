@@ -73,7 +73,8 @@ The Python API (thread-safe; every method may be called from any thread):
 
   lifecycle   FakeK8s(token=None, *, history=1000, gone="event", bookmark_interval=None,
               watch_timeout=None, max_object_bytes=1_572_864, max_body_bytes=3_145_728,
-              max_connections=256, max_watches=200, max_objects=10_000, event_chunk_bytes=None)
+              max_connections=256, max_watches=200, max_objects=10_000, event_chunk_bytes=None,
+              tls=None)   tls: a server SSLContext, to serve HTTPS (the in-cluster API)
               .start() / .stop() / ``with FakeK8s() as k8s``; .host, .port, .url; .token (settable)
   state       .apply(obj) -> stored copy; .create(obj); .delete(kind, ns, name) -> last state or None;
               .get(kind, ns, name) -> obj or None; .list(kind, ns=None) -> [obj];
@@ -123,6 +124,7 @@ import json
 import re
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -807,6 +809,7 @@ def _readable(socks: List[socket.socket], timeout: Optional[float]) -> List[sock
     ready = {fd for fd, _ in poller.poll(None if timeout is None else max(0, int(timeout * 1000)))}
     return [x for x in socks if x.fileno() in ready]
 
+
 class FakeK8s:
     """A fake kube-apiserver on 127.0.0.1 (see the module docstring)."""
 
@@ -814,7 +817,8 @@ class FakeK8s:
                  bookmark_interval: Optional[float] = None, watch_timeout: Optional[float] = None,
                  max_object_bytes: int = 1_572_864, max_body_bytes: int = 3_145_728,
                  max_connections: int = 256, max_watches: int = 200, max_objects: int = 10_000,
-                 max_watch_queue: int = 10_000, event_chunk_bytes: Optional[int] = None) -> None:
+                 max_watch_queue: int = 10_000, event_chunk_bytes: Optional[int] = None,
+                 tls: Optional[ssl.SSLContext] = None) -> None:
         if gone not in ("event", "status"):
             raise ValueError("gone must be 'event' or 'status'")
         self.token = token
@@ -829,6 +833,7 @@ class FakeK8s:
         self.max_objects = max_objects
         self.max_watch_queue = max_watch_queue
         self.event_chunk_bytes = event_chunk_bytes
+        self.tls = tls  # a server context: HTTPS, as the API server a pod reaches in-cluster
         self.host = "127.0.0.1"
         self.port = 0
         self._lock = threading.RLock()
@@ -858,7 +863,7 @@ class FakeK8s:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls is not None else 'http'}://{self.host}:{self.port}"
 
     def __enter__(self) -> "FakeK8s":
         return self.start()
@@ -1411,6 +1416,20 @@ class FakeK8s:
     # ---------------------------------------------------------------- HTTP: connections
 
     def _serve_conn(self, sock: socket.socket) -> None:
+        if self.tls is not None:
+            raw = sock
+            try:
+                raw.settimeout(10)
+                sock = self.tls.wrap_socket(raw, server_side=True)  # takes over the descriptor
+                sock.settimeout(None)
+            except (OSError, ValueError):
+                with self._lock:
+                    self._conns.pop(raw, None)
+                    self._cond.notify_all()
+                raw.close()
+                return
+            with self._lock:
+                self._conns[sock] = self._conns.pop(raw)
         rfile = sock.makefile("rb", buffering=65536)
         try:
             while not self._stopping:
@@ -1908,6 +1927,19 @@ class FakeK8s:
             except (BlockingIOError, OSError):
                 pass
         if sock in r:
+            if isinstance(sock, ssl.SSLSocket):  # no MSG_PEEK through TLS: read what came, if a record did
+                sock.setblocking(False)
+                try:
+                    data = sock.recv(4096)
+                except ssl.SSLWantReadError:
+                    return
+                except OSError:
+                    raise _Disconnect() from None
+                finally:
+                    sock.setblocking(True)
+                if not data:
+                    raise _Disconnect()
+                return  # bytes from a client in the middle of a watch: ignored
             try:
                 data = sock.recv(4096, socket.MSG_PEEK)
             except OSError:

@@ -366,3 +366,82 @@ def test_ingress_rules_match_host_and_whole_path_then_default_backends(k8s: Fake
         await api.aclose()
 
     trio.run(main)
+
+
+def test_in_cluster_access_over_https_with_the_service_account_token_rotating(
+    k8s: FakeK8s, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    ca.cert_pem.write_to_path(str(account / "ca.crt"))
+    (account / "token").write_text("token-1\n")
+    with FakeK8s(token="token-1", tls=server_ctx) as fake:
+        fake.apply(endpoints("default", "web", addresses=[("10.0.1.5", "a")], ports={"http": 80}))
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(fake.port))
+
+        async def main() -> None:
+            api = KubeApi.in_cluster(str(account))
+            assert api.base_url == f"https://127.0.0.1:{fake.port}"
+            namer = K8sNamer(api, PREFIX)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(namer.run)
+                var = (await _lookup(namer, "/default/http/web")).value.addr
+                assert _hosts(var) == {("10.0.1.5", 80, "a")}
+                assert all(r.headers.get("authorization") == "Bearer token-1" for r in fake.requests())
+                # the kubelet rotates the token: the API takes only the new one, and the file changes
+                fake.token = "token-2"
+                (account / "token").write_text("token-2\n")
+                fake.end_watches()
+                fake.apply(endpoints("default", "web", addresses=[("10.0.1.6", "a")], ports={"http": 80}))
+                await _until(lambda: {h for h, _, _ in _hosts(var)} == {"10.0.1.6"}, "the change, with the new token", 15)
+                assert fake.requests()[-1].headers.get("authorization") == "Bearer token-2"
+                nursery.cancel_scope.cancel()
+            await api.aclose()
+
+        trio.run(main)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    with pytest.raises(Exception, match="KUBERNETES_SERVICE_HOST"):
+        KubeApi.in_cluster(str(account))
+
+
+def test_in_cluster_access_refuses_a_server_its_ca_did_not_sign(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    import ssl
+
+    import trustme
+
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(server_ctx)  # signed by another CA
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    trustme.CA().cert_pem.write_to_path(str(account / "ca.crt"))
+    (account / "token").write_text("t")
+    with FakeK8s(tls=server_ctx) as fake:
+        fake.apply(endpoints("default", "web", addresses=[("10.0.1.5", "a")], ports={"http": 80}))
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(fake.port))
+
+        async def main() -> None:
+            api = KubeApi.in_cluster(str(account))
+            namer = K8sNamer(api, PREFIX)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(namer.run)
+                with pytest.raises(NamePending):
+                    namer.lookup(Path.read("/default/http/web"))
+                await _until(lambda: "certificate" in caplog.text.lower(), "the TLS failure logged")
+                with pytest.raises(NamePending):  # nothing was believed
+                    namer.lookup(Path.read("/default/http/web"))
+                assert not any(r.method == "GET" and r.status == 200 for r in fake.requests())
+                nursery.cancel_scope.cancel()
+            await api.aclose()
+
+        with caplog.at_level(logging.WARNING, logger="pyproxy.k8s"):
+            trio.run(main)

@@ -60,16 +60,22 @@ class HttpClient:
         self.timeout = timeout
 
     async def _connect(self) -> trio.abc.Stream:
+        stream: Optional[trio.abc.Stream] = None
         try:
             with trio.fail_after(CONNECT_TIMEOUT):
-                stream: trio.abc.Stream = await trio.open_tcp_stream(self.host, self.port)
+                stream = await trio.open_tcp_stream(self.host, self.port)
                 if self.tls:
                     tls = trio.SSLStream(stream, self.ssl_context, server_hostname=self.host)  # type: ignore[arg-type]
                     await tls.do_handshake()
                     stream = tls
                 return stream
-        except (OSError, trio.TooSlowError, trio.BrokenResourceError, ssl.SSLError) as exc:
-            raise ClientError(f"cannot reach {self.host}:{self.port}: {exc or type(exc).__name__}") from None
+        except BaseException as exc:
+            if stream is not None:  # connected, then the handshake failed or was cut: the socket goes now
+                await trio.aclose_forcefully(stream)
+            if isinstance(exc, (OSError, trio.TooSlowError, trio.BrokenResourceError, ssl.SSLError)):
+                cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ else exc
+                raise ClientError(f"cannot reach {self.host}:{self.port}: {cause or type(cause).__name__}") from None
+            raise
 
     def _request(self, method: str, path: str, params: Optional[Dict[str, str]], headers: Dict[str, str], body: Optional[bytes]) -> h11.Request:
         target = path + ("?" + urlencode(params) if params else "")
