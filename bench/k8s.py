@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import http.server
+import json
 import os
 import shutil
 import statistics
@@ -46,10 +47,10 @@ def _pyproxy(conf_text: str, tmp: str, name: str, cpu: Optional[int], env: Optio
     return Proc(pin + [sys.executable, "-m", "pyproxy", "run", conf], env=dict(os.environ, PYPROXY_IMPL="native", **(env or {})))
 
 
-def _k8s_router(api: int, port: int) -> str:
+def _k8s_router(api: int, port: int, admin: int) -> str:
     """The seed's outgoing router, its API moved to the fake."""
     return (
-        f"admin: {{ip: 127.0.0.1, port: {free_port()}}}\n"
+        f"admin: {{ip: 127.0.0.1, port: {admin}}}\n"
         f"namers:\n- {{kind: io.l5d.k8s, host: 127.0.0.1, port: {api}}}\n"
         "routers:\n- protocol: http\n  label: outgoing\n"
         "  dtab: /srv => /#/io.l5d.k8s/default/http; /host => /srv; /svc => /host\n"
@@ -60,15 +61,25 @@ def _k8s_router(api: int, port: int) -> str:
     )
 
 
-def _fs_router(root: str, port: int) -> str:
+def _fs_router(root: str, port: int, admin: int) -> str:
     return (
-        f"admin: {{ip: 127.0.0.1, port: {free_port()}}}\n"
+        f"admin: {{ip: 127.0.0.1, port: {admin}}}\n"
         f"namers:\n- {{kind: io.l5d.fs, rootDir: {root}}}\n"
         "routers:\n- protocol: http\n  label: outgoing\n"
         "  dtab: /srv => /#/io.l5d.fs; /host => /srv; /svc => /host\n"
         "  service: {responseClassifier: {kind: io.l5d.http.retryableRead5XX}}\n"
         f"  servers: [{{ip: 127.0.0.1, port: {port}}}]\n"
     )
+
+
+def _lane_share(admin: int) -> float:
+    """Of the requests the proxy served, the share the lane completed."""
+    c = http.client.HTTPConnection("127.0.0.1", admin, timeout=10)
+    c.request("GET", "/admin/metrics.json")
+    m = json.loads(c.getresponse().read())
+    c.close()
+    served = sum(v for k, v in m.items() if k.startswith("rt/outgoing/server/") and k.endswith("/requests"))
+    return m.get("lane/requests", 0) / served if served else 0.0
 
 
 def cpu_ratio(args: argparse.Namespace, k8s: FakeK8s, tmp: str) -> None:
@@ -83,9 +94,11 @@ def cpu_ratio(args: argparse.Namespace, k8s: FakeK8s, tmp: str) -> None:
         with open(os.path.join(root, "origin"), "w") as f:
             f.write(f"127.0.0.1 {origin}\n")
         ports = {"io.l5d.fs": free_port(), "io.l5d.k8s + daemonset": free_port()}
+        admins = {n: free_port() for n in ports}
         plan = {
-            "io.l5d.fs": _pyproxy(_fs_router(root, ports["io.l5d.fs"]), tmp, "fs", 0),
-            "io.l5d.k8s + daemonset": _pyproxy(_k8s_router(k8s.port, ports["io.l5d.k8s + daemonset"]), tmp, "k8s", 0),
+            "io.l5d.fs": _pyproxy(_fs_router(root, ports["io.l5d.fs"], admins["io.l5d.fs"]), tmp, "fs", 0),
+            "io.l5d.k8s + daemonset": _pyproxy(_k8s_router(k8s.port, ports["io.l5d.k8s + daemonset"], admins["io.l5d.k8s + daemonset"]),
+                                               tmp, "k8s", 0),
         }
         procs += plan.values()
         for name, port in ports.items():
@@ -95,6 +108,7 @@ def cpu_ratio(args: argparse.Namespace, k8s: FakeK8s, tmp: str) -> None:
         for r in range(args.rounds):
             for name in (list(plan) if r % 2 == 0 else list(reversed(list(plan)))):
                 results[name].append(measure(plan[name], ports[name], args.seconds, args.connections, ["Host: origin"]))
+        lane = {n: _lane_share(admins[n]) for n in plan}
     finally:
         for p in procs:
             p.stop()
@@ -103,6 +117,8 @@ def cpu_ratio(args: argparse.Namespace, k8s: FakeK8s, tmp: str) -> None:
     print("| router | requests/s | proxy CPU µs/request |\n| --- | ---: | ---: |")
     for n, m in med.items():
         print(f"| outgoing on {n} | {m['rps']:.0f} | {m['cpu_us_per_req']:.1f} |")
+    for n, share in lane.items():
+        print(f"outgoing on {n}: {share:.1%} of requests served by the lane")
     ratio = med["io.l5d.k8s + daemonset"]["cpu_us_per_req"] / med["io.l5d.fs"]["cpu_us_per_req"]
     print(f"\nCPU/request, k8s namer + daemonset transformer vs io.l5d.fs: **{ratio:.2f}x** (goal <= 1.1x)\n")
 
@@ -146,6 +162,7 @@ def watches(args: argparse.Namespace, k8s: FakeK8s, tmp: str) -> None:
 
 class _Named(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body are two writes: Nagle would hold the body for a delayed ACK
 
     def log_message(self, *args: object) -> None:
         pass
