@@ -66,11 +66,13 @@ lower-case hex sizes and no extensions, or ``Content-Length``), no hop-by-hop fi
 the proxy closes inside a body is an aborted request (allowed), anywhere else a violation. Per case
 it also counts the requests that reached it whole, which may not exceed the reference's complete
 requests (a request the proxy should have rejected must never reach the origin). Requests are
-attributed to the case being run when their head arrives; after each case the driver waits
-(bounded, :data:`QUIESCE`) until no upstream connection is inside a request that began during
-the case, else that is a failure too (an exchange the proxy left open upstream after its client
-went away). A reset comes only once every complete request is answered (and, inside a streamed
-body, once its head reached the origin), so nothing of a case can reach the origin after it.
+attributed to the case being run when their first bytes leave the origin's kernel buffer; after
+each case the driver waits (bounded, :data:`QUIESCE`) until the origin has read everything the
+proxy sent (no connection waiting to be accepted, no unread byte) and no upstream connection is
+inside a request that began during the case, else that is a failure too (an exchange the proxy
+left open upstream after its client went away). The proxy writes a request upstream before it
+answers it, and a reset comes only once every complete request is answered (inside a streamed
+body, once its head reached the origin), so nothing of one case is counted for another.
 
 **Comparing the paths.** :func:`compare` lines up the results of the same cases against the lane
 and against the trio path (``PYPROXY_LANE=off``): the same outcome and the same final statuses
@@ -83,6 +85,7 @@ Everything talks to 127.0.0.0/8 only; every loop is bounded in count and time.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import re
@@ -91,6 +94,7 @@ import shutil
 import socket
 import struct
 import tempfile
+import termios
 import threading
 import time
 from dataclasses import dataclass, field
@@ -488,14 +492,18 @@ class RecordingOrigin:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(128)
-        self.sock.settimeout(0.05)
+        self.sock.setblocking(False)
         self.port = self.sock.getsockname()[1]
         self.case = -1  # the case being run (set by the driver)
+        # The lock makes "bytes the proxy sent" observable without a gap: a connection is registered
+        # in the same step as it leaves the accept queue, and bytes leave a socket's kernel buffer in
+        # the same step as their connection is marked busy with the current case (see quiet()).
         self.lock = threading.Lock()
         self.complete: Dict[int, int] = {}  # case -> requests that reached the origin whole
         self.aborted = 0
         self.violations: List[Violation] = []
-        self.busy: Dict[int, int] = {}  # connections inside a request (id -> the case it began in)
+        self.socks: Dict[int, socket.socket] = {}  # open connections
+        self.busy: Dict[int, int] = {}  # connections inside a request (key -> the case it began in)
         self.stuck: Dict[int, int] = {}  # case -> connections it left inside a request
         self._stop = threading.Event()
         self._threads: List[threading.Thread] = []
@@ -504,34 +512,48 @@ class RecordingOrigin:
 
     def _accept(self) -> None:
         while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
+            r, _, _ = select.select([self.sock], [], [], 0.05)
+            if not r:
                 continue
+            with self.lock:
+                try:
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    continue
+                conn.settimeout(5.0)
+                self.socks[id(conn)] = conn
             t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             self._threads = [x for x in self._threads if x.is_alive()] + [t]
             t.start()
 
-    def _violation(self, what: str, data: bytes) -> None:
+    def _violation(self, case: int, what: str, data: bytes) -> None:
         with self.lock:
-            self.violations.append(Violation(self.case, what, bytes(data[:600])))
+            self.violations.append(Violation(case, what, bytes(data[:600])))
 
     def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(0.1)
+        key = id(conn)
         buf = bytearray()
         eof = False
 
         def more() -> None:
+            """Receive more into ``buf`` (EOFError at the end); the first bytes of a request mark the
+            connection busy with the case being run, under the lock."""
             nonlocal eof
             if eof:
                 raise EOFError
             while not self._stop.is_set():
-                try:
-                    d = conn.recv(65536)
-                except socket.timeout:
+                r, _, _ = select.select([conn], [], [], 0.1)
+                if not r:
                     continue
-                except OSError:
-                    d = b""
+                with self.lock:
+                    try:
+                        d = conn.recv(65536)
+                    except (BlockingIOError, socket.timeout):
+                        continue
+                    except OSError:
+                        d = b""
+                    if d and key not in self.busy:
+                        self.busy[key] = self.case
                 if not d:
                     eof = True
                     raise EOFError
@@ -547,28 +569,33 @@ class RecordingOrigin:
                     except EOFError:
                         return
                 with self.lock:
-                    self.busy[id(conn)] = self.case
+                    case = self.busy.setdefault(key, self.case)
                 try:
-                    keep = self._one(conn, buf, more)
+                    keep = self._one(conn, buf, more, case)
                 except EOFError:
                     with self.lock:
                         self.aborted += 1
                     return
                 finally:
                     with self.lock:
-                        del self.busy[id(conn)]
+                        del self.busy[key]
+                        if buf:  # bytes of a next request came with this one
+                            self.busy[key] = case
                 if not keep:
                     return
         finally:
+            with self.lock:
+                self.busy.pop(key, None)
+                self.socks.pop(key, None)
             conn.close()
 
-    def _one(self, conn: socket.socket, buf: bytearray, more: Callable[[], None]) -> bool:
+    def _one(self, conn: socket.socket, buf: bytearray, more: Callable[[], None], case: int) -> bool:
         """Read, check and answer one request at the start of ``buf``; False: close the connection."""
         for _ in range(1 << 20):
             try:
                 t = ref_h1.parse_request_head(bytes(buf), 1 << 16, 1 << 17, 1000)
             except RemoteProtocolError as exc:
-                self._violation(f"unparseable request head: {exc}", buf)
+                self._violation(case, f"unparseable request head: {exc}", buf)
                 conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 return False
             if t is not None:
@@ -576,26 +603,25 @@ class RecordingOrigin:
             try:
                 more()
             except EOFError:
-                self._violation("the connection closed inside a request head", buf)
+                self._violation(case, "the connection closed inside a request head", buf)
                 raise
         else:
             return False
         req = Request.from_kernel(t)
         head = bytes(buf[: t[4]])
-        case = self.case
         canonical = serialize_request_head(req.method, req.target, req.minor, req.headers)
         if head != canonical:
-            self._violation("a non-canonical request head", head)
+            self._violation(case, "a non-canonical request head", head)
         names = [k.lower() for k, _ in req.headers]
         hop = sorted({n.decode("latin-1") for n in names if n in HOP_BY_HOP and n != b"transfer-encoding"})
         if hop:
-            self._violation(f"hop-by-hop fields forwarded: {hop}", head)
+            self._violation(case, f"hop-by-hop fields forwarded: {hop}", head)
         if req.chunked and (names.count(b"transfer-encoding") != 1 or h_get(req.headers, b"transfer-encoding") != b"chunked"):
-            self._violation("Transfer-Encoding is not exactly one 'chunked'", head)
+            self._violation(case, "Transfer-Encoding is not exactly one 'chunked'", head)
         if names.count(b"content-length") > 1 or names.count(b"host") > 1:
-            self._violation("a repeated Content-Length or Host", head)
+            self._violation(case, "a repeated Content-Length or Host", head)
         if req.method == b"CONNECT":
-            self._violation("CONNECT reached the origin", head)
+            self._violation(case, "CONNECT reached the origin", head)
         del buf[: t[4]]
         if req.expect_continue:
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -604,7 +630,7 @@ class RecordingOrigin:
                 m = _CANONICAL_CHUNK.match(buf)
                 if m is None:
                     if b"\r\n" in buf[:20] or len(buf) > 20:
-                        self._violation("a non-canonical chunk line", buf)
+                        self._violation(case, "a non-canonical chunk line", buf)
                         return False
                     more()
                     continue
@@ -615,7 +641,7 @@ class RecordingOrigin:
                 while len(buf) < m.end() + size + 2:
                     more()
                 if buf[m.end() + size : m.end() + size + 2] != b"\r\n":
-                    self._violation("chunk data not followed by CRLF", buf)
+                    self._violation(case, "chunk data not followed by CRLF", buf)
                     return False
                 del buf[: m.end() + size + 2]
             for _ in range(1 << 20):  # trailers: canonical field lines, then CRLF
@@ -627,7 +653,7 @@ class RecordingOrigin:
                     break
                 name, sep, value = line.partition(b": ")
                 if not sep or not re.fullmatch(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", name) or value != value.strip(b" \t"):
-                    self._violation("a non-canonical trailer line", line)
+                    self._violation(case, "a non-canonical trailer line", line)
         elif req.content_length > 0:
             while len(buf) < req.content_length:
                 more()
@@ -665,18 +691,21 @@ class RecordingOrigin:
         return mine
 
     def quiet(self, case: int, timeout: float) -> bool:
-        """Wait (bounded, polled) until no connection is inside a request begun during ``case``;
-        whether it happened (if not, the connections are counted in :attr:`stuck`)."""
+        """Wait (bounded, polled) until everything the proxy sent is read (no connection waiting to
+        be accepted, no unread byte in a connection's kernel buffer) and no connection is inside a
+        request begun during ``case``; whether it happened (if not, the connections still inside a
+        request of ``case`` are counted in :attr:`stuck`)."""
         deadline = time.monotonic() + timeout
         for _ in range(100_000):
             with self.lock:
+                unread = bool(select.select([self.sock], [], [], 0)[0]) or any(_unread(c) for c in self.socks.values())
                 left = sum(1 for c in self.busy.values() if c == case)
-                if not left:
+                if not unread and not left:
                     return True
                 if time.monotonic() >= deadline:
                     self.stuck[case] = left
                     return False
-            time.sleep(0.005)
+            time.sleep(0.002)
         return False
 
     def inside(self, case: int) -> bool:
@@ -689,6 +718,16 @@ class RecordingOrigin:
         for t in self._threads:
             t.join(2)
         self.sock.close()
+
+
+def _unread(sock: socket.socket) -> int:
+    """Bytes waiting in ``sock``'s kernel receive buffer (0 once it is closed)."""
+    if sock.fileno() < 0:
+        return 0
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0])
+    except OSError:
+        return 0
 
 
 def h_get(headers: Sequence[Tuple[bytes, bytes]], name: bytes) -> Optional[bytes]:
