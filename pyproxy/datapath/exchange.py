@@ -440,6 +440,8 @@ class Exchange:
                     nursery.cancel_scope.cancel()
                     keep_down = reusable = False
             attempt.release(reusable)
+        if pump.client_gone:
+            return False
         if pump.error is not None and not self.response_started:
             await self._send_error(400, str(pump.error), keep=False)
             return False
@@ -541,13 +543,21 @@ class _Pump:
         self.up = up
         self.done = False
         self.error: Optional[BaseException] = None
+        self.client_gone = False  # the client's connection failed mid-body (reset): nobody to answer
 
     async def run(self, scope: trio.CancelScope) -> None:
         body = self.ex.body
         chunked = self.ex.req.chunked
         try:
             while True:
-                piece = await body.read()
+                try:
+                    piece = await body.read()
+                except _IO_ERRORS:
+                    # Without this the attempt would wait for a response the upstream, itself waiting
+                    # for the rest of the body, never sends: both connections held for ever.
+                    self.client_gone = True
+                    scope.cancel()
+                    return
                 if not piece:
                     break
                 await self.up.send_all(encode_chunk(piece) if chunked else piece)
