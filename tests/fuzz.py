@@ -795,6 +795,8 @@ def run_case(addr: Tuple[str, int], case: Case, origin: Optional[RecordingOrigin
         t0 = time.monotonic()
         deadline = t0 + budget
         tail = ref.tail
+        # after a CONNECT's answer the proxy must close: read on until it does (or the budget ends)
+        must_close = any(q.method == b"CONNECT" for q in ref.heads)
         for _ in range(100_000):  # each round receives bytes or waits until the deadline
             answered_all = not reader.partial and reader.finals >= len(ref.complete)
             if case.ending == "reset" and answered_all:
@@ -803,7 +805,7 @@ def run_case(addr: Tuple[str, int], case: Case, origin: Optional[RecordingOrigin
                 _reset(s)
                 outcome = "reset"
                 break
-            if answered_all and (tail == "end" or (tail == "stream" and not half_closed)):
+            if answered_all and (tail == "end" or (tail == "stream" and not half_closed)) and not must_close:
                 if tail == "stream":  # the client has not finished its body: it gives up now
                     try:
                         s.shutdown(socket.SHUT_WR)
@@ -819,6 +821,8 @@ def run_case(addr: Tuple[str, int], case: Case, origin: Optional[RecordingOrigin
                 break
             left = deadline - time.monotonic()
             if left <= 0:
+                if must_close and answered_all:
+                    outcome = "answered"  # but not closed: judged below
                 break
             try:
                 r, _, _ = select.select([s], [], [], left)
@@ -1074,24 +1078,8 @@ class Known:
 #: The one allowlist: what the fuzzer finds that is known, filed, and expected to go. Keep it
 #: minimal and exact; an entry leaves with its fix.
 KNOWN: List[Known] = [
-    # CONNECT is served as an ordinary request by both paths (routed by its Host, forwarded to the
-    # origin when that routes): the expected answer is 501 with the connection closed, from both
-    # paths, which is being implemented on main. Excused: the ``connect`` failures only (a CONNECT
-    # answered otherwise, or reaching the origin), of cases with a CONNECT head the proxy can read.
-    Known(
-        "connect", "CONNECT gets no useful answer: 501 and close expected (in progress on main)",
-        lambda r: r.kind == "connect" and _has_connect(r), _never,
-    ),
-    # The lane does not see a client's half-close that arrives with the data: after a short read it
-    # takes the socket as drained, and the edge-triggered readiness does not come again for the FIN
-    # (native/src/py/lane.rs, being refactored). A case ending inside a head or a small body then
-    # gets 408 at the read timeout where the trio path answers 400 at once. (The same cause keeps a
-    # half-closed connection open after its last answer until the idle timeout: ``lingered``,
-    # recorded, not judged.) Excused: exactly that difference.
-    Known(
-        "lane-half-close", "the lane waits for the read timeout after a half-close inside a head or small body",
-        _never, _lane_misses_half_close,
-    ),
+    # Empty: CONNECT is 501 with the connection closed on both paths, and the lane sees a client's
+    # half-close that comes with its last bytes (read-closed events). A new entry names its issue.
 ]
 
 
