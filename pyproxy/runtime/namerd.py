@@ -50,6 +50,10 @@ def build_store(cfg: Any) -> DtabStore:
         shown = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
         return EtcdStore(f"http://{shown}:{cfg.port}", cfg.path_prefix)
     if kind == "io.l5d.zk":
+        try:
+            import kazoo  # noqa: F401 - the ZooKeeper client, an optional dependency
+        except ImportError:
+            raise ConfigError("$.storage.kind: io.l5d.zk needs the kazoo package: pip install 'pyproxy[namerd]'") from None
         from ..namerd.storage.zk import ZkStore
 
         hosts = ",".join(f"{a.host}:{a.port}" for a in cfg.zk_addrs)
