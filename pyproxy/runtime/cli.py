@@ -194,7 +194,9 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("pyproxy").info("pyproxy %s, %s kernels%s", __version__, _impl.IMPL, f" ({_impl.WHY})" if _impl.WHY else "")
         missing = config.unsupported() if hasattr(config, "unsupported") else []
         if missing:
-            parts = "; ".join(f"{where}: {kind}" for where, kind in missing)
+            from ..config.root import shown_kind
+
+            parts = "; ".join(f"{where}: {shown_kind(kind)}" for where, kind in missing)
             print(f"pyproxy: known but not built yet: {parts}", file=sys.stderr)
             return EXIT_USAGE
         if args.workers < 1:
