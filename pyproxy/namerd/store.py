@@ -199,7 +199,7 @@ class DtabStore:
             self.changes.bump()
         self._tombstones.clear()
         for ns, value in values.items():
-            self.observed(ns, value, 0)
+            self.observed(ns, value, value.order)
 
     def healthy(self) -> None:
         if self.problem is not None:
