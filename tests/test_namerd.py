@@ -148,8 +148,14 @@ def test_bad_dtabs_are_400_with_finagles_message_and_nothing_stored(ctl: Addr) -
     status, _, _ = api(ctl, "PUT", "/api/1/dtabs/default", b'[{"prefix":"/a"}]', {"Content-Type": "application/json"})
     assert status == 400
     assert put_dtab(ctl, "bad/name", "/a=>/b")[0] in (400, 404)
-    status, _, _ = api(ctl, "PUT", "/api/1/dtabs/big", b"/a=>/b;" * 200_000, {"Content-Type": "application/dtab"})
-    assert status == 413
+    # a body over the limit: 413 as soon as its length is known, and the connection closes
+    from proxyproc import raw, status_of
+
+    head = b"PUT /api/1/dtabs/big HTTP/1.1\r\nHost: x\r\nContent-Type: application/dtab\r\nContent-Length: 2000000\r\n\r\n/a=>/b;"
+    assert status_of(raw(ctl, head, timeout=5)) == 413
+    chunked = b"PUT /api/1/dtabs/big HTTP/1.1\r\nHost: x\r\nContent-Type: application/dtab\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked += b"".join(b"%x\r\n%s\r\n" % (65536, b"/" * 65536) for _ in range(17))
+    assert status_of(raw(ctl, chunked, timeout=5)) == 413
     assert api(ctl, "GET", "/api/1/dtabs/big")[0] == 404
 
 

@@ -182,7 +182,7 @@ class HttpController:
             try:
                 tree = self.namerd.bind(ns, extra, path)
             except NamePending as pending:
-                await _first(pending.ready.wait, lambda: changes.wait(gen))  # type: ignore[attr-defined]
+                await _pending(pending, changes, gen)
                 continue
             except PyproxyError as exc:
                 if out is None:
@@ -210,7 +210,7 @@ class HttpController:
             try:
                 state, var = current()
             except NamePending as pending:
-                await _first(pending.ready.wait, lambda: changes.wait(gen))  # type: ignore[attr-defined]
+                await _pending(pending, changes, gen)
                 continue
             except PyproxyError as exc:
                 if out is None:
@@ -312,6 +312,15 @@ async def _first(*waits: Callable[[], Awaitable[Any]]) -> None:
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(run)
+
+
+async def _pending(pending: NamePending, changes: Any, gen: int) -> None:
+    """Wait until a namer that was still learning a name knows it, or anything changes."""
+    ready = pending.ready
+    if ready.is_set():  # type: ignore[attr-defined]
+        await trio.sleep(0.05)  # known already, yet still pending: do not spin
+        return
+    await _first(ready.wait, lambda: changes.wait(gen))  # type: ignore[attr-defined]
 
 
 async def _var_changed(var: AddrVar, seen: int) -> None:

@@ -16,7 +16,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union as TUnion
 
 import trio
 
-from ..errors import NamingError, PyproxyError
+from ..errors import NamePending, NamingError, PyproxyError
 from ..naming.binding import ConfiguredNamersInterpreter, bind
 from ..naming.delegation import DelegateTree
 from ..naming.dtab import Dtab
@@ -91,6 +91,8 @@ class Namerd:
         if hit is None or hit.generation != gen:
             try:
                 value: object = self.interpreter.bind(self.dtab(ns, extra), path)
+            except NamePending:
+                raise  # not an answer: the caller waits for the namer, then binds again
             except PyproxyError as exc:
                 value = exc
             self.bindings_computed += 1

@@ -32,6 +32,8 @@ MAX_BODY = 1 << 20
 READ_TIMEOUT = 10.0
 #: A connection without a request for this long is closed.
 IDLE_TIMEOUT = 60.0
+#: After refusing a request, what the client still sends is read for this long (at most this much).
+LINGER_SECONDS, LINGER_BYTES = 2.0, 16 << 20
 
 
 class ApiRequest:
@@ -201,7 +203,17 @@ class HttpServer:
         try:
             head = h11.Response(status_code=status, reason=_reason(status), headers=[("Content-Type", "text/plain"), ("Content-Length", str(len(body))), ("Connection", "close")])
             await sock.send_all((conn.send(head) or b"") + (conn.send(h11.Data(data=body)) or b"") + (conn.send(h11.EndOfMessage()) or b""))
-        except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            # A lingering close: what the client is still sending is read (and dropped) for a
+            # moment, so the kernel does not reset the connection before the answer is read.
+            await sock.send_eof()  # type: ignore[attr-defined]
+            with trio.move_on_after(LINGER_SECONDS):
+                drained = 0
+                while drained < LINGER_BYTES:
+                    data = await sock.receive_some(65536)
+                    if not data:
+                        break
+                    drained += len(data)
+        except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, OSError, AttributeError):
             pass
 
     async def _connection(self, sock: trio.SocketStream) -> None:
