@@ -180,7 +180,7 @@ class HttpController:
         while True:
             gen = changes.generation
             try:
-                tree = self.namerd.bind(ns, extra, path)
+                entry = self.namerd.binding(ns, extra, path)
             except NamePending as pending:
                 await _pending(pending, changes, gen)
                 continue
@@ -189,14 +189,20 @@ class HttpController:
                     return await rsp.whole(500, f"{exc}\n".encode(), _TEXT)
                 await out.send(f"{exc}\n".encode())
                 return await rsp.end()
-            key = tree_key(tree)
-            if key != last:
-                await _settle(tree)
-                data = document(tree_json(tree))
+            tree = entry.value
+            if entry.key is None:
+                entry.key = tree_key(tree)  # type: ignore[arg-type]
+            if entry.key != last:
+                data = entry.doc
+                if data is None:  # rendered once per binding and change, whoever watches it
+                    await _settle(tree)  # type: ignore[arg-type]
+                    data = document(tree_json(tree))  # type: ignore[arg-type]
+                    if entry.generation == changes.generation and not _any_pending(tree):  # type: ignore[arg-type]
+                        entry.doc = data
                 if out is None:
                     return await rsp.whole(200, data, JSON)
                 await out.send(data)
-                last = key
+                last = entry.key
             await changes.wait(gen)
 
     async def _addr_loop(self, rsp: Responder, watch: bool, current: Callable[[], Tuple[Any, Optional[AddrVar]]]) -> None:
@@ -334,6 +340,10 @@ async def _var_changed(var: AddrVar, seen: int) -> None:
             await event.wait()
     finally:
         stop()
+
+
+def _any_pending(tree: NameTree) -> bool:
+    return any(b.addr.value is ADDR_PENDING for b in leaves(tree))
 
 
 async def _settle(tree: NameTree) -> None:

@@ -38,11 +38,14 @@ _Key = Tuple[str, str, Tuple[bytes, ...]]
 
 
 class _Cached:
-    __slots__ = ("generation", "value")
+    __slots__ = ("generation", "value", "key", "doc")
 
     def __init__(self, generation: int, value: object) -> None:
         self.generation = generation
         self.value = value  # a NameTree, or the PyproxyError binding raised
+        # what the API made of it, once for every watch of this binding: its identity and document
+        self.key: object = None
+        self.doc: Optional[bytes] = None
 
 
 class Namerd:
@@ -85,6 +88,10 @@ class Namerd:
             NamePending: a namer is still learning a name (wait on its ``ready``, or on a change).
             NamingError, DtabError: binding failed.
         """
+        return self.binding(ns, extra, path).value  # type: ignore[return-value]
+
+    def binding(self, ns: str, extra: Dtab, path: Path) -> "_Cached":
+        """:meth:`bind`'s cache entry (its ``value`` a tree; ``key`` and ``doc`` for the API)."""
         key = (ns, extra.show, path.elems)
         gen = self.changes.generation
         hit = self._binds.get(key)
@@ -103,7 +110,7 @@ class Namerd:
         self._binds.move_to_end(key)
         if isinstance(hit.value, BaseException):
             raise hit.value
-        return hit.value  # type: ignore[return-value]
+        return hit
 
     def addr(self, bound_id: Path) -> TUnion[AddrVar, object]:
         """The live address set of a bound id (``/#/io.l5d.fs/world``), or a fixed state (neg,

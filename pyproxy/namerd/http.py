@@ -60,11 +60,16 @@ class ApiRequest:
 
 
 class _Stream:
-    def __init__(self, responder: "Responder") -> None:
+    def __init__(self, responder: "Responder", chunked: bool) -> None:
         self._r = responder
+        self._chunked = chunked
 
     async def send(self, data: bytes) -> None:
-        if data:
+        if not data:
+            return
+        if self._chunked:  # framed here: h11's state machine per document costs more than the write
+            await self._r._sock.send_all(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
             await self._r._send(h11.Data(data=data))
 
 
@@ -104,7 +109,8 @@ class Responder:
             fields.append(("Content-Type", ctype))
         fields.append(("Transfer-Encoding", "chunked"))
         await self._send(h11.Response(status_code=status, headers=fields, reason=_reason(status)))
-        return _Stream(self)
+        # h11 frames an HTTP/1.1 answer with chunks and an HTTP/1.0 one by closing (no header then)
+        return _Stream(self, self._conn.their_http_version != b"1.0")
 
     async def end(self) -> None:
         await self._send(h11.EndOfMessage())

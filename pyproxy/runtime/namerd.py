@@ -9,6 +9,7 @@ addr=127.0.0.1:4180``, then ``name=admin``), and serves until SIGTERM/SIGINT or
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import signal
@@ -35,6 +36,8 @@ __all__ = ["NamerdApp", "build_store", "run_namerd"]
 log = logging.getLogger("pyproxy.namerd")
 
 FS_POLL_SECONDS = 1.0
+#: Allocations between two young-generation collections (CPython's default: 700).
+GC_THRESHOLD = 50_000
 
 
 def build_store(cfg: Any) -> DtabStore:
@@ -111,6 +114,12 @@ class NamerdApp:
                     nursery.start_soon(self._watch_fs)
                 for server in self.listening():
                     await nursery.start(server.serve)
+                # namerd's objects are long-lived (a watch lives as long as a proxy's router):
+                # what start-up built moves out of the collector's sight, and collections run less
+                # often, so waking ten thousand watches does not rescan them all each time
+                gc.collect()
+                gc.freeze()
+                gc.set_threshold(GC_THRESHOLD, 20, 20)
                 for server in self.listening():
                     print(f"pyproxy: listening name={server.name} addr={server.address}", file=sys.stderr, flush=True)
                 task_status.started()
