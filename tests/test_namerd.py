@@ -85,6 +85,14 @@ def test_thrift_and_mesh_interfaces_validate_but_are_refused_by_name(disco: str)
     run = _validate(text)
     assert run.returncode == 2
     assert "$.interfaces[1].kind: io.l5d.thriftNameInterpreter is known but not built yet (use io.l5d.httpController" in run.stderr
+    # keys namerd parses but does not honour are refused by name too
+    secured = _config(disco).replace("admin: {ip: 127.0.0.1, port: 0}", "admin: {ip: 127.0.0.1, port: 0, security: {uiEnabled: false}}")
+    assert _validate(secured, "--validate").returncode == 0
+    run = _validate(secured)
+    assert run.returncode == 2 and run.stderr.strip().startswith("pyproxy: $.admin.security:")
+    consul = "storage: {kind: io.l5d.consul}\ninterfaces: [{kind: io.l5d.httpController, port: 0}]\nadmin: {port: 0}\n"
+    assert _validate(consul, "--validate").returncode == 0
+    assert "$.storage.kind: io.l5d.consul is known but not built yet" in _validate(consul).stderr
 
 
 def test_seed_namerd_config_validates() -> None:

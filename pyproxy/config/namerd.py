@@ -258,6 +258,16 @@ class NamerdConfig(Base, kw_only=True):
                     out.append((key, kind))
         if self.admin.tls is not None:
             out.append(("$.admin.tls", "tls"))
+        # keys namerd's listeners parse but do not honour (the proxy's admin does: not namerd's)
+        if self.admin.security != Admin().security:
+            out.append(("$.admin.security", "security (namerd's admin serves every endpoint)"))
+        if self.admin.http_identifier_port is not None:
+            out.append(("$.admin.httpIdentifierPort", "httpIdentifierPort"))
+        if self.admin.socket_options is not None:
+            out.append(("$.admin.socketOptions", "socketOptions of namerd's admin"))
+        for i, iface in enumerate(self.interfaces):
+            if iface.socket_options is not None and tag_of(iface)[1] in NAMERD_BUILT["interface"]:
+                out.append((f"$.interfaces[{i}].socketOptions", "socketOptions of namerd's interfaces"))
         return out
 
     def require_built(self) -> None:

@@ -37,12 +37,18 @@ from ...naming.path import Path
 from ...naming.tree import Alt, Empty, Fail, Leaf, NameTree, Neg, Union, Weighted
 from ..client import ClientError, HttpClient
 
-__all__ = ["NamerdHttpInterpreter", "MAX_WATCHES", "parse_addr", "parse_tree"]
+__all__ = ["NamerdHttpInterpreter", "MAX_WATCHES", "MAX_ADDR_WATCHES", "parse_addr", "parse_tree"]
 
 log = logging.getLogger("pyproxy.namerd.client")
 
-#: Bind watches kept (each a (dtab, path) a router bound recently), and address watches.
-MAX_WATCHES = 10_000
+#: Bind watches kept (each a (dtab, path) a router bound recently: one connection to namerd each,
+#: and requests choose the dtab with l5d-dtab, so the bound is Linkerd's bindingCache.trees default).
+MAX_WATCHES = 1_000
+#: Address watches kept (each a bound id of a kept tree; those in use are never dropped).
+MAX_ADDR_WATCHES = 10_000
+#: How long a watch waits for ``dst`` to have addresses (a host name being resolved) before that
+#: counts as a failure.
+DST_WAIT = (0.05, 100)
 #: A document (one line of a stream) longer than this is a broken stream.
 MAX_LINE = 1 << 20
 #: namerd's streams are silent between changes: only a closed connection ends one.
@@ -183,10 +189,10 @@ class NamerdHttpInterpreter:
         return var
 
     def _evict_addrs(self) -> None:
-        if len(self._addrs) <= MAX_WATCHES:
+        if len(self._addrs) <= MAX_ADDR_WATCHES:
             return
         for key, (w, var) in list(self._addrs.items()):
-            if len(self._addrs) <= MAX_WATCHES:
+            if len(self._addrs) <= MAX_ADDR_WATCHES:
                 return
             if not var.observed:
                 w.scope.cancel()
@@ -230,9 +236,14 @@ class NamerdHttpInterpreter:
         on_doc = self._addr_answer if isinstance(w.value, AddrVar) else self._bind_answer
         delay = self.backoff[0]
         failures = 0
+        waited = 0
         with w.scope:
             while True:
                 addrs = self.dst_addresses()
+                if not addrs and waited < DST_WAIT[1]:  # dst not resolved yet (DNS): not a failure yet
+                    waited += 1
+                    await trio.sleep(DST_WAIT[0])
+                    continue
                 if not addrs:
                     problem = f"{self.dst} has no addresses"
                 else:
@@ -240,7 +251,7 @@ class NamerdHttpInterpreter:
                     try:
                         got = await self._stream(addr, w, on_doc)
                         if got:
-                            delay, failures = self.backoff[0], 0
+                            delay, failures, waited = self.backoff[0], 0, 0
                         problem = f"namerd at {addr[0]}:{addr[1]} ended the stream"
                     except (ClientError, ValueError, KeyError, TypeError) as exc:
                         problem = f"namerd at {addr[0]}:{addr[1]}: {exc}"

@@ -45,7 +45,8 @@ class ZkStore(DtabStore):
 
         self.hosts = hosts
         self.prefix = "/" + prefix.strip("/")
-        self.zk = KazooClient(hosts=hosts, timeout=session_timeout, connection_retry={"max_tries": -1, "max_delay": 2})
+        self.zk = KazooClient(hosts=hosts, timeout=session_timeout, connection_retry={"max_tries": -1, "max_delay": 2},
+                              auth_data=[auth] if auth is not None else None)
         self.auth = auth
         self.acls = self._acls(acls)
         self._token: Optional[trio.lowlevel.TrioToken] = None
