@@ -29,7 +29,8 @@ READY = re.compile(r"pyproxy: listening name=(\S+) addr=(\S+)")
 
 
 class ProxyProcess:
-    def __init__(self, config_text: str, impl: str, *, timeout: float = 20.0, extra_env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, config_text: str, impl: str, *, timeout: float = 20.0, extra_env: Optional[Dict[str, str]] = None,
+                 command: str = "run") -> None:
         self.dir = tempfile.mkdtemp(prefix="pyproxy-test-")
         self.config_path = os.path.join(self.dir, "config.yaml")
         with open(self.config_path, "w") as f:
@@ -37,7 +38,7 @@ class ProxyProcess:
         env = dict(os.environ, PYPROXY_IMPL=impl, PYTHONUNBUFFERED="1")
         env.update(extra_env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pyproxy", "run", self.config_path],
+            [sys.executable, "-m", "pyproxy", command, self.config_path],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=env,

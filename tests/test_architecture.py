@@ -31,11 +31,12 @@ LAYERS: Dict[str, Set[str]] = {
     "routing": {"errors", "_impl", "naming", "http", "resilience", "metrics"},
     "discovery": {"errors", "_impl", "naming"},
     "datapath": {"errors", "_impl", "naming", "http", "resilience", "metrics", "routing"},
+    "namerd": {"errors", "naming", "discovery"},
     "view": {"errors", "_impl", "_version", "naming", "resilience", "metrics", "routing", "datapath", "discovery"},
     "telemetry": {"errors", "naming", "http", "metrics", "view"},
     "admin": {"errors", "_impl", "_version", "naming", "http", "metrics", "datapath", "telemetry", "view"},
     "runtime": {"errors", "_impl", "_version", "naming", "http", "resilience", "metrics", "config", "routing",
-                "discovery", "datapath", "view", "telemetry", "admin"},
+                "discovery", "datapath", "view", "telemetry", "admin", "namerd"},
     "__init__": {"_impl", "_version"},
     "__main__": {"runtime"},
 }

@@ -25,7 +25,7 @@ from .namers import Namer
 from .router import Router
 from .telemetry import Telemeter
 
-__all__ = ["Config", "BUILT", "REFUSED", "SATISFIED"]
+__all__ = ["Config", "BUILT", "REFUSED", "SATISFIED", "ALTERNATIVES", "shown_kind"]
 
 BUILT: Mapping[str, FrozenSet[str]] = {
     "protocol": frozenset({"http"}),
@@ -33,7 +33,7 @@ BUILT: Mapping[str, FrozenSet[str]] = {
     "identifier": frozenset(
         {"io.l5d.header.token", "io.l5d.methodAndHost", "io.l5d.path", "io.l5d.header", "io.l5d.static", "io.l5d.ingress"}
     ),
-    "interpreter": frozenset({"default", "io.l5d.fs", "io.l5d.k8s.configMap"}),
+    "interpreter": frozenset({"default", "io.l5d.fs", "io.l5d.k8s.configMap", "io.l5d.namerd.http"}),
     # commonMetrics is a pre-0.9 no-op (its job is built in), so there is nothing to build.
     "telemeter": frozenset({"io.l5d.commonMetrics", "io.l5d.prometheus", "io.l5d.recentRequests", "io.l5d.zipkin"}),
     "loadBalancer": frozenset({"p2c", "ewma", "roundRobin", "heap"}),
@@ -93,6 +93,12 @@ SATISFIED: Mapping[str, str] = {
     "$.routers[].tracePropagator": "io.l5d.default (l5d-ctx-trace, l5d-sample) is how pyproxy propagates traces; other kinds are refused",
     "$.usage": "usage reporting is off in pyproxy; enabled: true is refused",
     "$.usage.orgId": "names the reporter in usage reports, which pyproxy never sends",
+}
+
+#: Kinds not built that have a built alternative, named where ``run`` refuses them.
+ALTERNATIVES: Mapping[str, str] = {
+    "io.l5d.namerd": "use io.l5d.namerd.http, namerd's HTTP interface",
+    "io.l5d.mesh": "use io.l5d.namerd.http, namerd's HTTP interface",
 }
 
 _INDEX = re.compile(r"\[\d+\]")
@@ -215,7 +221,13 @@ class Config(Base, kw_only=True):
             ConfigError: ``$.namers[0].kind: io.l5d.k8s is known but not built yet``.
         """
         for key, kind in self.unsupported():
-            raise ConfigError(f"{key}: {kind} is known but not built yet")
+            raise ConfigError(f"{key}: {shown_kind(kind)} is known but not built yet")
+
+
+def shown_kind(kind: str) -> str:
+    """A kind not built, with its built alternative when there is one."""
+    alt = ALTERNATIVES.get(kind)
+    return f"{kind} ({alt})" if alt else kind
 
 
 def _show(value: Any) -> str:

@@ -155,6 +155,12 @@ class Router:
             self.dtab_pending.set()
             self.dtab_pending = None
 
+    def rebind(self) -> None:
+        """The interpreter's answers changed (namerd sent a new tree): lane routes are dropped;
+        cached bindings are recomputed when the namer versions say so."""
+        for hook in self.on_rebind:
+            hook()
+
     async def _dtab_ready(self, dst: Path) -> None:
         pending = self.dtab_pending
         if pending is None:

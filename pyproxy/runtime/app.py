@@ -182,6 +182,10 @@ class App:
             dtab_file = DtabFile(interpreter.dtab_file)
             self.dtab_files.append((dtab_file, router))
             self._apply_dtab_file(dtab_file, router, dtab_file.poll())
+        elif interpreter is not None and tag_of(interpreter)[1] == "io.l5d.namerd.http":
+            # a new tree from namerd: the lane forgets its routes (the router's bind cache follows
+            # the interpreter's version)
+            self.discovery.namerd_interpreters[index].on_change.append(router.rebind)
         elif interpreter is not None and tag_of(interpreter)[1] == "io.l5d.k8s.configMap":
             source = self.discovery.config_map_dtab(interpreter, router.use_dtab_file)
             router.await_dtab_file(f"waiting for the dtab of {source.what}")

@@ -65,6 +65,33 @@ def _build_parser() -> argparse.ArgumentParser:
         help="run N worker processes sharing every listener (SO_REUSEPORT) with one admin view (default 1)",
     )
 
+    n = sub.add_parser("namerd", help="run namerd, the control plane, from a namerd config file")
+    n.add_argument("config", metavar="CONFIG", help="namerd's YAML or JSON config file, or - for standard input")
+    n.add_argument("--validate", action="store_true", help="check the config and exit (0 valid, 2 not)")
+    n.add_argument("--log-format", choices=("text", "json"), default="text", help="text (default) or json: one object per line")
+    n.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR; or PYPROXY_LOG")
+
+    t = sub.add_parser("dtab", help="read and change the dtabs of a namerd (what namerctl does)",
+                       description="Talk to a namerd's io.l5d.httpController. Exit codes: 0 done; 1 namerd "
+                       "unreachable or failing; 2 bad arguments or dtab; 3 the namespace does not exist (get, update, "
+                       "delete) or already exists (create); 4 update refused: the dtab changed since it was read.")
+    t.add_argument("--base-url", default=None, help="namerd's httpController URL (default: $NAMERCTL_BASE_URL or http://localhost:4180)")
+    tsub = t.add_subparsers(dest="dtab_command", metavar="ACTION", parser_class=_Parser)
+    tsub.required = True
+    tsub.add_parser("list", help="the namespaces")
+    g = tsub.add_parser("get", help="print a namespace's dtab (and its version on stderr)")
+    g.add_argument("namespace")
+    g.add_argument("--json", action="store_true", help="the JSON form")
+    for action, what in (("create", "create a namespace (fails if it exists)"),
+                         ("update", "replace a namespace's dtab, from the version read now (fails if changed meanwhile)")):
+        c = tsub.add_parser(action, help=what)
+        c.add_argument("namespace")
+        c.add_argument("file", metavar="FILE", help="the dtab, or - for standard input")
+        if action == "update":
+            c.add_argument("--version", default=None, help="the version (Etag) the new dtab replaces (default: the one read now)")
+    dl = tsub.add_parser("delete", help="delete a namespace")
+    dl.add_argument("namespace")
+
     m = sub.add_parser("demo", help="run the hello/world staging demo on loopback")
     m.add_argument("--admin-port", type=int, default=9990)
     m.add_argument("--edge-port", type=int, default=4142, help="the edge router (clearContext)")
@@ -167,7 +194,9 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("pyproxy").info("pyproxy %s, %s kernels%s", __version__, _impl.IMPL, f" ({_impl.WHY})" if _impl.WHY else "")
         missing = config.unsupported() if hasattr(config, "unsupported") else []
         if missing:
-            parts = "; ".join(f"{where}: {kind}" for where, kind in missing)
+            from ..config.root import shown_kind
+
+            parts = "; ".join(f"{where}: {shown_kind(kind)}" for where, kind in missing)
             print(f"pyproxy: known but not built yet: {parts}", file=sys.stderr)
             return EXIT_USAGE
         if args.workers < 1:
@@ -184,6 +213,41 @@ def _run(args: argparse.Namespace) -> int:
         print(f"pyproxy: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return _serve(run_until_signal, app)
+
+
+def _namerd(args: argparse.Namespace) -> int:
+    import os
+
+    from ..config.namerd import load_namerd
+    from .logs import configure
+
+    level = args.log_level or os.environ.get("PYPROXY_LOG")
+    if level is not None and level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        print(f"pyproxy: --log-level {level!r}: expected DEBUG, INFO, WARNING, ERROR or CRITICAL", file=sys.stderr)
+        return EXIT_USAGE
+    configure(args.log_format, level)
+    try:
+        if args.config == "-":
+            text = sys.stdin.read()
+        else:
+            try:
+                with open(args.config, "rb") as f:
+                    text = f.read().decode("utf-8")
+            except OSError as exc:
+                raise ConfigError(f"$: cannot read config file {args.config!r}: {exc.strerror or exc}") from None
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"$: the config is not UTF-8 (byte {exc.start})") from None
+        config = load_namerd(text)
+        if args.validate:
+            return EXIT_OK
+        config.require_built()
+        from .namerd import NamerdApp, run_namerd
+
+        app = NamerdApp(config)
+    except ConfigError as exc:
+        print(f"pyproxy: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return _serve(run_namerd, app)
 
 
 def _leaves(exc: BaseException) -> List[BaseException]:
@@ -274,4 +338,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _run(args)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "namerd":
+        return _namerd(args)
+    if args.command == "dtab":
+        from .dtabctl import dtab_command
+
+        return dtab_command(args)
     raise AssertionError(args.command)  # argparse rejects unknown commands

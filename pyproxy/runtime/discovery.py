@@ -18,7 +18,7 @@ from ..discovery.namers.fs import FsNamer
 from ..discovery.transformers.base import Transformer, TransformingInterpreter, TransformingNamer
 from ..discovery.transformers.perhost import PortTransformer, local_ips, localhost, specific_host
 from ..discovery.transformers.replace import ConstTransformer, ReplaceTransformer
-from ..errors import ConfigError
+from ..errors import ConfigError, PyproxyError
 from ..naming.binding import ConfiguredNamersInterpreter, DefaultInterpreter
 from ..naming.namer import Namer
 from ..naming.path import Path
@@ -51,6 +51,7 @@ class Discovery:
         self._versioned: List[Namer] = []
         self._ingresses: Dict[Tuple[Any, ...], Any] = {}
         self._config_maps: List[Any] = []
+        self.namerd_interpreters: Dict[int, Any] = {}  # router index -> its io.l5d.namerd.http interpreter
         for i, n in enumerate(config.namers):
             self._add_namer(i, n)
 
@@ -109,11 +110,46 @@ class Discovery:
         """A router's interpreter (``default``, ``io.l5d.fs``, ``io.l5d.k8s.configMap``: the configured
         namers; the dtab an interpreter reads from a file or a ConfigMap is the router's business),
         with its transformers."""
-        base = ConfiguredNamersInterpreter(self.namers, self.system)
+        base: Any = ConfiguredNamersInterpreter(self.namers, self.system)
+        if cfg is not None and tag_of(cfg)[1] == "io.l5d.namerd.http":
+            base = self._namerd_http(router_index, cfg)
         transformers = getattr(cfg, "transformers", ()) if cfg is not None else ()
         if not transformers:
             return base
         return TransformingInterpreter(base, self._transformers(transformers, f"$.routers[{router_index}].interpreter.transformers"))
+
+    def _namerd_http(self, router_index: int, cfg: Any) -> Any:
+        """An ``io.l5d.namerd.http`` interpreter: ``dst`` bound by this proxy's namers and ``/$/``."""
+        from ..discovery.interpreters.namerd import NamerdHttpInterpreter
+        from ..naming.dtab import Dtab
+        from ..naming.name import AddrBound
+        from ..naming.tree import Leaf, Union
+
+        dst = Path.read(cfg.dst)
+        local = ConfiguredNamersInterpreter(self.namers, self.system)
+
+        def addresses() -> List[Tuple[str, int]]:
+            try:
+                tree = local.bind(Dtab(), dst)
+            except PyproxyError:
+                return []
+            out: List[Tuple[str, int]] = []
+            stack = [tree]
+            while stack:
+                t = stack.pop()
+                if type(t) is Leaf:
+                    state = t.value.addr.value  # type: ignore[attr-defined]
+                    if isinstance(state, AddrBound):
+                        out += [(a.host, a.port) for a in state.addresses if (a.host, a.port) not in out]
+                elif type(t) is Union:
+                    stack += [w.tree for w in t.weighted]  # type: ignore[attr-defined]
+            return sorted(out)
+
+        interp = NamerdHttpInterpreter(addresses, cfg.dst, cfg.namespace, cfg.retry.base_seconds, cfg.retry.max_seconds,
+                                       rng=random.Random(self.rng.getrandbits(64)))
+        self.namerd_interpreters[router_index] = interp
+        self._versioned.append(interp)  # type: ignore[arg-type]
+        return interp
 
     # === transformers ===
 
@@ -189,6 +225,7 @@ class Discovery:
         out += [n.run for n in self._gateway_namers.values()]
         out += [r.run for r in self._ingresses.values()]
         out += [c.run for c in self._config_maps]
+        out += [i.run for i in self.namerd_interpreters.values()]
         return out
 
 
