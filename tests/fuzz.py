@@ -799,7 +799,7 @@ def run_case(addr: Tuple[str, int], case: Case, origin: Optional[RecordingOrigin
         must_close = any(q.method == b"CONNECT" for q in ref.heads)
         for _ in range(100_000):  # each round receives bytes or waits until the deadline
             answered_all = not reader.partial and reader.finals >= len(ref.complete)
-            if case.ending == "reset" and answered_all:
+            if case.ending == "reset" and answered_all and not must_close:
                 if tail == "stream" and origin is not None:
                     _wait_forwarded(s, origin, deadline)  # what this looks for needs the head upstream
                 _reset(s)
