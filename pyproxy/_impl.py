@@ -3,7 +3,10 @@
 ``PYPROXY_IMPL`` selects:
 
 * ``auto`` (default): the native module when it is built and its version matches, else pure Python
-  (``WHY`` then says why, and ``pyproxy --version`` shows it);
+  (``WHY`` then says why, and ``pyproxy --version`` shows it). A native module that is there but of
+  another version (``STALE``: a half-upgraded install, or a source tree edited since its last build)
+  is refused, never half-used: the proxy still works, on the pure twins, and the command line warns
+  with the command that reinstalls it;
 * ``native``: the native module or an ``ImportError`` (CI uses this, so a broken build fails loudly);
 * ``pure``: the pure-Python twins.
 
@@ -15,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from ._version import __version__
+from ._version import IN_SOURCE_TREE, __version__
 
 #: The kernel names, the same in both twins (tests check that the native module exports exactly these).
 KERNELS = (
@@ -33,7 +36,7 @@ KERNELS = (
 )
 #: The lane and the classes of its events: native only (None with the pure kernels).
 LANE = ("Lane", "LaneHandoff", "LaneDone", "LaneResume", "LaneFailed", "LaneAbandon", "LaneSampled", "LaneAccess")
-__all__ = ["IMPL", "WHY", "KERNELS", "LANE", *LANE, *KERNELS]
+__all__ = ["IMPL", "WHY", "STALE", "BUILD", "KERNELS", "LANE", *LANE, *KERNELS]
 
 ENV = "PYPROXY_IMPL"
 _CHOICES = ("auto", "native", "pure")
@@ -46,33 +49,58 @@ if TYPE_CHECKING:  # type checkers see the pure twins, which are the specificati
     pass
 
 
-def _select() -> "tuple[object, str, str]":
+#: How to get a native module that matches: rebuild the checkout, or reinstall the package.
+REINSTALL = (
+    "rebuild it: pip install -e . (or maturin develop --release)"
+    if IN_SOURCE_TREE
+    else f"reinstall pyproxy: pip install --force-reinstall pyproxy=={__version__} (or the wheel file)"
+)
+
+
+class _Stale(ImportError):
+    """The native module is there but is not this package's build."""
+
+
+def _select() -> "tuple[object, str, str, bool]":
     if _want == "pure":
         from . import _pure
 
-        return _pure, "pure", f"{ENV}=pure"
+        return _pure, "pure", f"{ENV}=pure", False
     try:
         from . import _native
 
-        if _native.__version__ != __version__:
-            raise ImportError(
-                f"stale native module: pyproxy._native is {_native.__version__}, pyproxy is {__version__}"
-                " (rebuild it: pip install -e . or maturin develop --release)"
+        if getattr(_native, "__version__", None) != __version__:
+            raise _Stale(
+                f"stale native module: pyproxy._native is {getattr(_native, '__version__', 'unversioned')},"
+                f" pyproxy is {__version__} ({REINSTALL})"
             )
         missing = [n for n in KERNELS if not hasattr(_native, n)]
         if missing:
-            raise ImportError(f"the native module lacks {', '.join(missing)} (a stale build?)")
-        return _native, "native", ""
+            raise _Stale(f"the native module lacks {', '.join(missing)}, a stale build ({REINSTALL})")
+        return _native, "native", "", False
     except ImportError as exc:
         if _want == "native":
             raise ImportError(f"{ENV}=native but the native module cannot be used: {exc}") from exc
         from . import _pure
 
-        return _pure, "pure", f"native module unavailable: {exc}"
+        return _pure, "pure", f"native module unavailable: {exc}", isinstance(exc, _Stale)
 
 
-_module, IMPL, WHY = _select()
+_module, IMPL, WHY, STALE = _select()
 globals().update({name: getattr(_module, name) for name in KERNELS})
+
+#: What the native module in use was built for, ``(target triple, Cargo profile, rustc --version)``
+#: (``native/build.rs``); None with the pure kernels.
+BUILD = getattr(_module, "__build__", None) if IMPL == "native" else None
+
+
+def describe() -> str:
+    """The kernels in use, as ``pyproxy --version`` and the start-up log line say them."""
+    if IMPL == "native" and BUILD is not None:
+        target, profile, rustc = BUILD
+        return f"native kernels: {target}, {profile}, {rustc}"
+    return f"{IMPL} kernels" + (f" ({WHY})" if WHY else "")
+
 
 #: The native data path (``pyproxy/lane.py``), or None with the pure kernels. It has no pure twin of
 #: its own: its twin and specification is the whole trio data path, which serves every request the
