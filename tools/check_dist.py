@@ -34,11 +34,14 @@ NOT_IN_WHEEL = re.compile(r"(^|/)(tests?|bench|docs|examples|deploy|loadgen|nati
 
 def version() -> str:
     """This checkout's version: Cargo.toml's, the one place it is defined."""
-    sys.path.insert(0, str(ROOT))
-    from pyproxy._version import IN_SOURCE_TREE, __version__
+    import importlib.util
 
-    assert IN_SOURCE_TREE, "run from a checkout"
-    return __version__
+    # pyproxy/_version.py alone, by path: neither the package nor its native module is imported
+    spec = importlib.util.spec_from_file_location("_pyproxy_version", ROOT / "pyproxy" / "_version.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    assert module.IN_SOURCE_TREE, f"{ROOT} is not a checkout"
+    return module.__version__  # type: ignore[no-any-return]
 
 
 def package_files() -> Set[str]:
