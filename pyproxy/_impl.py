@@ -3,10 +3,11 @@
 ``PYPROXY_IMPL`` selects:
 
 * ``auto`` (default): the native module when it is built and its version matches, else pure Python
-  (``WHY`` then says why, and ``pyproxy --version`` shows it). A native module that is there but of
-  another version (``STALE``: a half-upgraded install, or a source tree edited since its last build)
-  is refused, never half-used: the proxy still works, on the pure twins, and the command line warns
-  with the command that reinstalls it;
+  (``WHY`` then says why, and ``pyproxy --version`` shows it). A native module that is there but
+  cannot be used (``NATIVE_REFUSED``: of another version, after a half-upgraded install or a checkout
+  bumped since its last build; lacking a kernel; failing to load, e.g. built for a newer glibc) is
+  never half-used: the proxy runs on the pure twins and the command line warns, naming the command
+  that rebuilds or reinstalls it when the version is wrong;
 * ``native``: the native module or an ``ImportError`` (CI uses this, so a broken build fails loudly);
 * ``pure``: the pure-Python twins.
 
@@ -36,7 +37,7 @@ KERNELS = (
 )
 #: The lane and the classes of its events: native only (None with the pure kernels).
 LANE = ("Lane", "LaneHandoff", "LaneDone", "LaneResume", "LaneFailed", "LaneAbandon", "LaneSampled", "LaneAccess")
-__all__ = ["IMPL", "WHY", "STALE", "BUILD", "KERNELS", "LANE", *LANE, *KERNELS]
+__all__ = ["IMPL", "WHY", "NATIVE_REFUSED", "BUILD", "KERNELS", "LANE", *LANE, *KERNELS]
 
 ENV = "PYPROXY_IMPL"
 _CHOICES = ("auto", "native", "pure")
@@ -57,10 +58,6 @@ REINSTALL = (
 )
 
 
-class _Stale(ImportError):
-    """The native module is there but is not this package's build."""
-
-
 def _select() -> "tuple[object, str, str, bool]":
     if _want == "pure":
         from . import _pure
@@ -70,23 +67,29 @@ def _select() -> "tuple[object, str, str, bool]":
         from . import _native
 
         if getattr(_native, "__version__", None) != __version__:
-            raise _Stale(
+            raise ImportError(
                 f"stale native module: pyproxy._native is {getattr(_native, '__version__', 'unversioned')},"
                 f" pyproxy is {__version__} ({REINSTALL})"
             )
         missing = [n for n in KERNELS if not hasattr(_native, n)]
         if missing:
-            raise _Stale(f"the native module lacks {', '.join(missing)}, a stale build ({REINSTALL})")
+            raise ImportError(f"the native module lacks {', '.join(missing)}, a stale build ({REINSTALL})")
         return _native, "native", "", False
     except ImportError as exc:
+        from importlib.util import find_spec
+
+        # Only "there is no native module" (a pure install, a checkout never built) is not worth a
+        # warning; Python's own message for it would be about a partially initialised package.
+        absent = find_spec(f"{__package__}._native") is None
+        why = "this install has no pyproxy._native (never built)" if absent else str(exc)
         if _want == "native":
-            raise ImportError(f"{ENV}=native but the native module cannot be used: {exc}") from exc
+            raise ImportError(f"{ENV}=native but the native module cannot be used: {why}") from exc
         from . import _pure
 
-        return _pure, "pure", f"native module unavailable: {exc}", isinstance(exc, _Stale)
+        return _pure, "pure", f"native module unavailable: {why}", not absent
 
 
-_module, IMPL, WHY, STALE = _select()
+_module, IMPL, WHY, NATIVE_REFUSED = _select()
 globals().update({name: getattr(_module, name) for name in KERNELS})
 
 #: What the native module in use was built for, ``(target triple, Cargo profile, rustc --version)``

@@ -107,11 +107,7 @@ def test_a_checkout_bumped_without_a_rebuild_refuses_its_native_module(native: o
     r = _pyproxy(tmp_path, "native", "--version")
     assert r.returncode != 0 and f"PYPROXY_IMPL=native but the native module cannot be used: {stale}" in r.stderr
 
-    config = tmp_path / "c.yaml"  # a key `run` refuses: the process logs its start, then exits 2
-    config.write_text("routers:\n- protocol: http\n  compressionLevel: 6\n  servers: [{port: 0}]\n")
-    r = _pyproxy(tmp_path, "auto", "run", "--log-format", "json", str(config))
-    assert r.returncode == 2
-    first = json.loads(next(line for line in r.stderr.splitlines() if line.startswith("{")))
+    first = _first_log_record(tmp_path)
     assert first["level"] == "WARNING" and stale in first["msg"], first
 
 
@@ -140,3 +136,35 @@ def test_a_matching_copy_uses_its_native_module(native: object, tmp_path: Path) 
     (tmp_path / "Cargo.toml").write_text(f'[package]\nname = "pyproxy-native"\nversion = "{__version__}"\n')
     r = _pyproxy(tmp_path, "auto", "--version")
     assert r.returncode == 0 and r.stdout.startswith(f"pyproxy {__version__} [native kernels: "), r.stdout
+
+
+def _first_log_record(where: Path) -> dict:
+    """The start-up record of ``pyproxy run`` (a config it refuses, so it exits 2 right after)."""
+    config = where / "c.yaml"
+    config.write_text("routers:\n- protocol: http\n  compressionLevel: 6\n  servers: [{port: 0}]\n")
+    r = _pyproxy(where, "auto", "run", "--log-format", "json", str(config))
+    assert r.returncode == 2, r.stderr
+    return json.loads(next(line for line in r.stderr.splitlines() if line.startswith("{")))  # type: ignore[no-any-return]
+
+
+def test_a_native_module_that_fails_to_load_is_refused_with_a_warning(native: object, tmp_path: Path) -> None:
+    """A native module the loader rejects (here not an ELF file at all; on an old glibc, a missing
+    symbol version) leaves the pure twins serving, with a warning, never a crash."""
+    _copy_package(tmp_path)
+    (tmp_path / "Cargo.toml").write_text(f'[package]\nname = "pyproxy-native"\nversion = "{__version__}"\n')
+    for so in (tmp_path / "pyproxy").glob("_native*.so"):
+        so.write_bytes(b"not a shared object\n")
+    r = _pyproxy(tmp_path, "auto", "--version")
+    assert r.returncode == 0 and r.stdout.startswith(f"pyproxy {__version__} [pure kernels (native module unavailable: "), r.stdout
+    record = _first_log_record(tmp_path)
+    assert record["level"] == "WARNING" and "pure kernels (native module unavailable" in record["msg"], record
+
+
+def test_no_native_module_at_all_is_pure_without_a_warning(tmp_path: Path) -> None:
+    """A checkout never built (or a pure install) is a supported way to run: pure twins, an INFO line."""
+    shutil.copytree(Path(pyproxy.__file__).parent, tmp_path / "pyproxy", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    (tmp_path / "Cargo.toml").write_text(f'[package]\nname = "pyproxy-native"\nversion = "{__version__}"\n')
+    r = _pyproxy(tmp_path, "auto", "--version")
+    assert r.stdout == f"pyproxy {__version__} [pure kernels (native module unavailable: this install has no pyproxy._native (never built))]\n", r.stdout
+    record = _first_log_record(tmp_path)
+    assert record["level"] == "INFO" and "pure kernels" in record["msg"], record

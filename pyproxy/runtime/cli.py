@@ -169,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.validate:
             return EXIT_OK
         # a stale native module (refused, the pure twins serve) is worth a warning: the install is broken
-        logging.getLogger("pyproxy").log(logging.WARNING if _impl.STALE else logging.INFO, "pyproxy %s, %s", __version__, _impl.describe())
+        logging.getLogger("pyproxy").log(logging.WARNING if _impl.NATIVE_REFUSED else logging.INFO, "pyproxy %s, %s", __version__, _impl.describe())
         missing = config.unsupported() if hasattr(config, "unsupported") else []
         if missing:
             parts = "; ".join(f"{where}: {kind}" for where, kind in missing)
@@ -254,7 +254,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(demo_config("<rootDir>", args.admin_port, args.edge_port, args.ingress_port, args.outgoing_port), end="")
         return EXIT_OK
     ports = {"admin": args.admin_port, "edge": args.edge_port, "ingress": args.ingress_port, "outgoing": args.outgoing_port}
-    if _impl.STALE:
+    if _impl.NATIVE_REFUSED:
         print(f"pyproxy: warning: {_impl.WHY}; running on the pure kernels", file=sys.stderr)
 
     async def main_task() -> None:
