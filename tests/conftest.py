@@ -15,9 +15,16 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, settings
 
+import pyproxy
 from pyproxy import _impl
 
 sys.path.insert(0, os.path.dirname(__file__))
+
+# .ci/wheel-smoke runs some of these files against the wheel installed in a fresh virtualenv: a
+# pyproxy imported from anywhere else (the checkout) would make that run prove nothing.
+_installed_in = os.environ.get("PYPROXY_EXPECT_INSTALLED")
+if _installed_in and not os.path.realpath(pyproxy.__file__).startswith(os.path.realpath(_installed_in) + os.sep):
+    raise pytest.UsageError(f"PYPROXY_EXPECT_INSTALLED={_installed_in} but pyproxy comes from {pyproxy.__file__}")
 
 KERNEL_NAMES = _impl.KERNELS
 

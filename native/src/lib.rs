@@ -12,11 +12,16 @@ mod py;
 
 use pyo3::prelude::*;
 
-/// The extension module: `__version__`, the `read_*` parsers, `DtabIndex`, the HTTP/1.1 head
+/// The extension module: `__version__`, `__build__`, the `read_*` parsers, `DtabIndex`, the HTTP/1.1 head
 /// parsers, `Balancer`, and `Lane` with the classes of its events.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // (target triple, Cargo profile, compiler), set by native/build.rs
+    m.add(
+        "__build__",
+        (env!("PYPROXY_BUILD_TARGET"), env!("PYPROXY_BUILD_PROFILE"), env!("PYPROXY_BUILD_RUSTC")),
+    )?;
     m.add_function(wrap_pyfunction!(py::read_path, m)?)?;
     m.add_function(wrap_pyfunction!(py::read_prefix, m)?)?;
     m.add_function(wrap_pyfunction!(py::read_tree, m)?)?;

@@ -28,9 +28,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    impl = _impl.IMPL + (f" ({_impl.WHY})" if _impl.WHY else "")
-    p = _Parser(prog="pyproxy", description="A Linkerd-1.x-compatible service-mesh node proxy.")
-    p.add_argument("--version", action="version", version=f"pyproxy {__version__} [{impl} kernels]")
+    p = _Parser(
+        prog="pyproxy",
+        description="A Linkerd-1.x-compatible service-mesh node proxy.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # --version stays one line, however long
+    )
+    # e.g. "pyproxy 0.1.0 [native kernels: x86_64-unknown-linux-gnu, release, rustc 1.95.0 (...)]"
+    p.add_argument("--version", action="version", version=f"pyproxy {__version__} [{_impl.describe()}]")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -191,7 +195,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"pyproxy: warning: {line}", file=sys.stderr)
         if args.validate:
             return EXIT_OK
-        logging.getLogger("pyproxy").info("pyproxy %s, %s kernels%s", __version__, _impl.IMPL, f" ({_impl.WHY})" if _impl.WHY else "")
+        # a stale native module (refused, the pure twins serve) is worth a warning: the install is broken
+        logging.getLogger("pyproxy").log(logging.WARNING if _impl.NATIVE_REFUSED else logging.INFO, "pyproxy %s, %s", __version__, _impl.describe())
         missing = config.unsupported() if hasattr(config, "unsupported") else []
         if missing:
             from ..config.root import shown_kind
@@ -313,6 +318,8 @@ def _demo(args: argparse.Namespace) -> int:
         print(demo_config("<rootDir>", args.admin_port, args.edge_port, args.ingress_port, args.outgoing_port), end="")
         return EXIT_OK
     ports = {"admin": args.admin_port, "edge": args.edge_port, "ingress": args.ingress_port, "outgoing": args.outgoing_port}
+    if _impl.NATIVE_REFUSED:
+        print(f"pyproxy: warning: {_impl.WHY}; running on the pure kernels", file=sys.stderr)
 
     async def main_task() -> None:
         import signal
