@@ -14,6 +14,8 @@ fn rules(edge: bool) -> ServerRules {
         max_head: 8192,
         max_headers: 100,
         stream_after: 5120,
+        carriers: None,
+        signed: false,
     }
 }
 
@@ -26,8 +28,8 @@ fn a_plain_request_is_rewritten_like_the_python_path() {
     let text = b"GET /a HTTP/1.1\r\nHost: web\r\nConnection: x-gone, keep-alive\r\nX-Gone: 1\r\nVia: 1.1 other\r\nl5d-reqid: 5\r\nAccept: */*\r\nContent-Length: 0\r\n\r\n";
     let r = req(text);
     let scan = scan_request(&r, 7, &rules(false)).unwrap();
-    assert_eq!(scan.key, route_key(7, b"web", &[], &[]));
-    let head = request_head(&r, &scan, &rules(false), b"l5d-dst-service: /svc/web\r\n", b"T", b"R", b"", b"");
+    assert_eq!(scan.key, route_key(7, b"web", &[], &[], b""));
+    let head = request_head(&r, &scan, &rules(false), b"l5d-dst-service: /svc/web\r\n", b"T", b"R", b"", b"", b"");
     assert_eq!(
         head,
         b"GET /a HTTP/1.1\r\nHost: web\r\nAccept: */*\r\nVia: 1.1 other, 1.1 pyproxy-r\r\nl5d-dst-service: /svc/web\r\nl5d-ctx-trace: T\r\nl5d-reqid: R\r\nContent-Length: 0\r\n\r\n".to_vec()
@@ -39,9 +41,9 @@ fn overrides_are_part_of_the_key_except_at_an_edge() {
     let text = b"GET / HTTP/1.1\r\nHost: web\r\nl5d-dtab: /a=>/b\r\nL5D-CTX-DTAB: /c=>/d\r\nl5d-dtab: /e=>/f\r\n\r\n";
     let r = req(text);
     let inner = scan_request(&r, 1, &rules(false)).unwrap();
-    assert_eq!(inner.key, route_key(1, b"web", &[b"/c=>/d"], &[b"/a=>/b", b"/e=>/f"]));
+    assert_eq!(inner.key, route_key(1, b"web", &[b"/c=>/d"], &[b"/a=>/b", b"/e=>/f"], b""));
     let edge = scan_request(&r, 1, &rules(true)).unwrap();
-    assert_eq!(edge.key, route_key(1, b"web", &[], &[]));
+    assert_eq!(edge.key, route_key(1, b"web", &[], &[], b""));
     assert!(edge.kept.iter().all(|f| !f.name.starts_with(b"l5d") && !f.name.starts_with(b"L5D")));
 }
 
