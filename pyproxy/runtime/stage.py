@@ -14,10 +14,10 @@ proxy (its admin API) how the service's name delegates today:
    endpoints (else exit 2 with the reason: negative, no endpoints, pending, failed), since an
    alternative would otherwise fall back silently to today's version.
 
-It prints the header(s) and a ready ``curl`` line: ``l5d-dtab``; with ``--baggage`` the
-``baggage`` form (the router's ``dtabBaggage`` key); with ``--sign KEYFILE --ttl 1h`` an
-``l5d-dtab-sig`` (http/signature.py) and the ``curl`` line aimed at the router's edge that accepts
-signed overrides. Errors: one line, exit 2.
+It prints the header(s) and a ready ``curl`` line: ``l5d-dtab``; with ``--baggage`` also the
+``baggage`` form (the router's ``dtabBaggage`` key), which the ``curl`` line then sends alone; with
+``--sign KEYFILE --ttl 1h`` an ``l5d-dtab-sig`` (http/signature.py) and the ``curl`` line aimed at
+the router's edge that accepts signed overrides. Errors: one line, exit 2.
 """
 
 from __future__ import annotations
@@ -266,7 +266,10 @@ def stage(
         if bag is None:
             print(f"pyproxy: warning: router {label} has no dtabBaggage: it will not read the baggage form", file=sys.stderr)
     url = f"http://{_curl_host(target_server['ip'], api.url)}:{target_server['port']}/" if target_server else f"http://HOST:PORT/ (router {label} has no server)"
-    curl = "curl " + " ".join(f"-H '{line}'" for line in [f"Host: {host or svc}", *lines]) + f" {url}"
+    # the curl line sends the form asked for: the baggage member alone with --baggage (what an
+    # instrumented app carries on), else l5d-dtab (and its signature)
+    sent = [ln for ln in lines if ln.startswith("baggage:")] if baggage and sign_file is None else [ln for ln in lines if not ln.startswith("baggage:")]
+    curl = "curl " + " ".join(f"-H '{line}'" for line in [f"Host: {host or svc}", *sent]) + f" {url}"
     note = f"{svc} -> {dest} through router {label}: {override.show} (today: {today}); {bound}: {', '.join(addrs)}"
     return lines + [curl], note
 
