@@ -195,3 +195,12 @@ def test_a_router_without_dtab_baggage_leaves_baggage_alone(env: Env) -> None:
     assert status == 200 and env.v1.hits == hits + 1
     names = [k.lower() for k, _ in json.loads(body)["headers"]]
     assert names.index("baggage") < names.index("x-after") and carried(body) == [("baggage", f"l5d-dtab={V2}")]
+
+
+def test_a_baggage_field_past_the_routers_head_limit_is_431_and_the_proxy_goes_on(env: Env) -> None:
+    from proxyproc import raw, status_of
+
+    huge = "a=" + "x" * 40000  # inner's maxHeadersKB is 32
+    answer = raw(env.proxy.addr("inner"), f"GET /echo HTTP/1.1\r\nHost: world\r\nbaggage: {huge}\r\n\r\n".encode())
+    assert status_of(answer) == 431
+    assert get(env, "inner", {"baggage": f"l5d-dtab={V2}"})[0] == 200
