@@ -218,12 +218,15 @@ TELEMETRY = "telemetry:\n- kind: io.l5d.prometheus\n- kind: io.l5d.recentRequest
 def start_pyproxy(
     impl: str, origin: int, port: int, tmp: str, cpu: Optional[int], *, telemetry: bool = False, workers: int = 1,
     lane: bool = True, total_timeout_ms: Optional[int] = None, max_concurrent: Optional[int] = None,
+    dtab_baggage: bool = False, signed_keys: Optional[str] = None,
 ) -> Proc:
     """``python -m pyproxy run`` with one router in front of ``origin`` (an io.l5d.fs file), on
     CPU ``cpu`` (None: not pinned); ``telemetry`` adds prometheus and recentRequests at 0.25;
     ``lane=False`` keeps every request on the trio path (``PYPROXY_LANE=off``); ``total_timeout_ms``
     sets the router's ``service.totalTimeoutMs`` (every request then has a deadline);
-    ``max_concurrent`` the server's ``maxConcurrentRequests``."""
+    ``max_concurrent`` the server's ``maxConcurrentRequests``; ``dtab_baggage`` the router's
+    ``dtabBaggage`` (W3C baggage); ``signed_keys`` makes the server an edge (``clearContext``) that
+    accepts overrides signed with a key of that file (``signedOverrides``)."""
     name = f"{impl}-{port}"
     root = os.path.join(tmp, f"disco-{name}")
     os.makedirs(root, exist_ok=True)
@@ -238,8 +241,10 @@ def start_pyproxy(
             + "routers:\n- protocol: http\n  label: bench\n"
             "  dtab: /svc => /#/io.l5d.fs; /srv => /#/io.l5d.fs; /host/world => /#/io.l5d.fs/world\n"
             + (f"  service: {{totalTimeoutMs: {total_timeout_ms}}}\n" if total_timeout_ms else "")
+            + ("  dtabBaggage: {carriers: [baggage]}\n" if dtab_baggage else "")
             + f"  servers:\n  - ip: 127.0.0.1\n    port: {port}\n"
             + (f"    maxConcurrentRequests: {max_concurrent}\n" if max_concurrent else "")
+            + (f"    clearContext: true\n    signedOverrides: {{keysFile: {signed_keys}}}\n" if signed_keys else "")
         )
     env = dict(os.environ, PYPROXY_IMPL=impl, PYPROXY_LANE="on" if lane else "off")
     extra = ["--workers", str(workers)] if workers > 1 else []

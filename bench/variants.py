@@ -1,5 +1,5 @@
 """What features cost: pyproxy native against itself with telemetry on, with an ``l5d-dtab`` override
-on every request, and with two workers, in one interleaved run.
+on every request (also in baggage, and signed at an edge), and with two workers, in one interleaved run.
 
 Variants (one nginx origin, wrk closed loop, medians over rounds, CPU from the process group):
 
@@ -11,6 +11,12 @@ Variants (one nginx origin, wrk closed loop, medians over rounds, CPU from the p
   has a deadline: the lane computes and forwards it and arms its timer);
 * ``maxConcurrentRequests``: ``plain`` with ``maxConcurrentRequests: 1000`` on the server (the lane
   serves it, counting its requests in flight with Python's);
+* ``override in baggage``: a router with ``dtabBaggage`` and the same override as a W3C ``baggage``
+  member beside two others (the lane keys the route by the member and rewrites ``baggage`` per
+  request), against ``override``;
+* ``signed override at an edge``: an edge (``clearContext``) with ``signedOverrides`` and the same
+  override signed (``l5d-dtab-sig``; the lane keys the route by the signature and checks its
+  expiry), against ``override`` (unsigned, inside);
 * ``2 workers``: ``plain`` with ``--workers 2`` (the proxy then has both cores; wrk and the origin
   are not pinned away from it, so its requests/s gain is what two cores shared with the load give).
 
@@ -25,7 +31,9 @@ closed-loop figure above mixes in the contention for this machine's two cores.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import time
 import shutil
 import statistics
 import sys
@@ -68,6 +76,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         port = free_port()
         procs.append(start_pyproxy("native", origin, port, tmp, 0, max_concurrent=1000))
         plan["maxConcurrentRequests"] = (procs[-1], port, host)
+        port = free_port()
+        procs.append(start_pyproxy("native", origin, port, tmp, 0, dtab_baggage=True))
+        bag = host + ["baggage: user=alice,l5d-dtab=/host/world=>/srv/world-v2,session=7f3a9c"]
+        plan["override in baggage"] = (procs[-1], port, bag)
+        keys = os.path.join(tmp, "dtab-keys")
+        key = os.urandom(32)
+        with open(keys, "w") as f:
+            f.write(f"bench {base64.b64encode(key).decode()}\n")
+        from pyproxy.http.signature import sign
+
+        dtab = b"/host/world => /srv/world-v2;"
+        sig = sign(key, b"bench", int(time.time()) + 86400, dtab).decode()
+        port = free_port()
+        procs.append(start_pyproxy("native", origin, port, tmp, 0, signed_keys=keys))
+        plan["signed override at an edge"] = (procs[-1], port, host + [f"l5d-dtab: {dtab.decode()}", f"l5d-dtab-sig: {sig}"])
         for _, port, _ in plan.values():
             wait_port(port, 60)
         for name, (proc, port, hdrs) in plan.items():
@@ -95,6 +118,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("\n| ratio (same run) | value | goal |\n| --- | ---: | ---: |")
     print(f"| CPU/request, telemetry on vs off | {med['telemetry']['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x | <= 1.1x |")
     print(f"| CPU/request, l5d-dtab override vs none | {med['override']['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x | <= 1.2x |")
+    over = med["override"]["cpu_us_per_req"]
+    print(f"| CPU/request, override in baggage vs in l5d-dtab | {med['override in baggage']['cpu_us_per_req'] / over:.2f}x | <= 1.1x |")
+    print(f"| CPU/request, signed override at an edge vs unsigned inside | {med['signed override at an edge']['cpu_us_per_req'] / over:.2f}x | <= 1.2x |")
     print(f"| CPU/request, totalTimeoutMs vs none | {med['totalTimeoutMs']['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x | <= 1.1x |")
     print(f"| CPU/request, maxConcurrentRequests vs none | {med['maxConcurrentRequests']['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x | <= 1.05x |")
     print(f"| CPU/request, 2 workers vs 1, closed loop (cores shared with the load) | {med['2 workers']['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x | - |")

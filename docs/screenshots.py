@@ -1,4 +1,5 @@
-"""Take the screenshots of the admin pages shown in the docs: docs/img/dashboard.png, docs/img/delegator.png.
+"""Take the screenshots of the admin pages shown in the docs: docs/img/dashboard.png, docs/img/delegator.png,
+docs/img/request-route.png (the playground's "where will my request go").
 
 Runs ``pyproxy demo`` on free loopback ports (histogram snapshots every 2 s instead of every minute,
 so latencies show at once), sends some traffic through its edge and ingress (some of it staged to
@@ -89,6 +90,18 @@ def main(argv: List[str]) -> int:
             page.wait_for_function("document.querySelector('#tree').textContent.includes('world-v2')")
             time.sleep(0.3)
             page.screenshot(path=str(out / "delegator.png"), full_page=True)
+            # where will my request go: an unsigned override sent to the edge
+            page.goto(f"{base}/delegator?router=edge&path=/svc/world")
+            page.wait_for_selector("#tree li.node.leaf")
+            page.fill("#request", "Host: www.hello.world\nl5d-dtab: /host/world => /srv/world-v2\nbaggage: user=alice")
+            page.wait_for_function("document.querySelector('#overrides').textContent.includes('no l5d-dtab-sig')")
+            page.wait_for_selector("#route-tree li.node.leaf")
+            time.sleep(0.3)
+            page.set_viewport_size({"width": 1280, "height": 1800})
+            top = page.locator("#route-title").bounding_box()["y"] - 10
+            bottom = max(page.locator(".play >> nth=1").bounding_box()["y"] + page.locator(".play >> nth=1").bounding_box()["height"], top + 300)
+            page.screenshot(path=str(out / "request-route.png"), clip={"x": 0, "y": top, "width": 1280, "height": bottom - top + 10})
+            page.set_viewport_size({"width": 1280, "height": 900})
             page.goto(f"{base}/")
             time.sleep(5.0)  # traffic still flows: rates, a few snapshots of the latencies, a sparkline
             page.screenshot(path=str(out / "dashboard.png"), full_page=True)
@@ -97,7 +110,7 @@ def main(argv: List[str]) -> int:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
-    print(f"wrote {out / 'delegator.png'} and {out / 'dashboard.png'}")
+    print(f"wrote {out / 'delegator.png'}, {out / 'request-route.png'} and {out / 'dashboard.png'}")
     return 0
 
 

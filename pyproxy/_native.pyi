@@ -103,9 +103,11 @@ class Lane:
         self, edge: bool, via: bytes, max_call_depth: int, ident: bytes, max_line: int, max_head: int,
         max_headers: int, stream_after: int, idle_timeout: float, header_timeout: float,
         timeout_response: bytes, access_log: bool, timestamp_header: Optional[bytes], write_timeout: float = 60.0,
-        max_concurrent: Optional[int] = None,
+        max_concurrent: Optional[int] = None, carriers: Optional[Tuple[bytes, bytes, bytes]] = None, signed: bool = False,
     ) -> int:
-        """Registers a listener's rules; returns its index (the ``server`` of events and route keys)."""
+        """Registers a listener's rules; returns its index (the ``server`` of events and route keys).
+        ``carriers``: ``(key, carrier ids read, carrier ids captured)`` of its baggage rules;
+        ``signed``: an edge with ``signedOverrides``."""
     def set_active(self, server: int, active: int) -> None:
         """Python's requests in flight on listener ``server`` (its half of ``maxConcurrentRequests``)."""
     def in_flight(self, server: int) -> int:
@@ -114,10 +116,11 @@ class Lane:
         """The descriptor trio waits on (readable: something is ready)."""
     def install(
         self, key: bytes, branches: Sequence[Tuple[float, Any, Balancer, Sequence[Tuple[int, str, int]], bytes, Optional[float]]],
-        ctx_block: bytes, total_timeout: Optional[float] = None,
+        ctx_block: bytes, total_timeout: Optional[float] = None, member: Optional[bytes] = None, until: Optional[float] = None,
     ) -> bool:
         """Installs a route of ``(weight, branch, balancer, [(slot, ip, port)], field block, attempt timeout)``
-        with its service's total timeout (seconds); False when an address is not an IP literal."""
+        with its service's total timeout (seconds), its override's fixed fields and W3C baggage
+        member, and a signed override's end (Unix seconds); False when an address is not an IP literal."""
     def clear_routes(self) -> None:
         """Forgets every route (exchanges in flight keep theirs)."""
     def routes(self) -> int:
@@ -149,8 +152,10 @@ class Lane:
     def scan(
         head: bytes, server: int, edge: bool, via: bytes, max_call_depth: int, ident: bytes, route_block: bytes,
         trace: bytes, reqid: bytes, ctx_block: bytes, stream_after: int, stamp_block: bytes,
-    ) -> Optional[Tuple[bytes, Optional[Tuple[int, int, int, int]], Optional[Tuple[int, int]], bytes]]:
-        """The lane's request rules on one head: None when declined, else ``(key, parent trace, deadline, forwarded head)``."""
+        carriers: Optional[Tuple[bytes, bytes, bytes]] = None, signed: bool = False, member: Optional[bytes] = None,
+    ) -> Optional[Tuple[bytes, Optional[Tuple[int, int, int, int]], Optional[Tuple[int, int]], Optional[bytes]]]:
+        """The lane's request rules on one head: None when declined, else ``(key, parent trace,
+        deadline, forwarded head)``, the head None when the baggage would lose members (declined)."""
     @staticmethod
     def relay_head(
         head: bytes, head_request: bool, keep_down: bool, req_minor: int, edge: bool, via: bytes

@@ -9,6 +9,7 @@ test rather than turning into a silent zero metric, and nothing here can change 
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .datapath.client import Client, accrual_counts
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 from .naming.dtab import Dtab
 from .naming.name import ADDR_NEG, ADDR_PENDING, AddrBound, AddrFailed
 from .resilience.accrual import ALIVE, PROBING
+from .routing.explain import explain
 
 __all__ = ["ClientView", "LaneView", "ProxyView", "RouterView", "ServerView"]
 
@@ -66,6 +68,21 @@ class ServerView:
     def pending(self) -> int:
         """Requests being served on the trio path."""
         return self._server.active
+
+    @property
+    def edge(self) -> bool:
+        """``clearContext``: overrides are removed here (but validly signed ones, with ``signedOverrides``)."""
+        return self._server.rules.clear_context
+
+    @property
+    def signed(self) -> bool:
+        """The listener accepts signed overrides (``signedOverrides``)."""
+        ov = self._server.rules.overrides
+        return ov is not None and ov.signed is not None
+
+    @property
+    def rules(self) -> Any:
+        return self._server.rules
 
 
 class ClientView:
@@ -152,6 +169,18 @@ class RouterView:
 
     def clients(self) -> List[ClientView]:
         return [ClientView(c) for c in list(self._forwarder.clients.values())]
+
+    def explain(self, server: int, text: str) -> Dict[str, Any]:
+        """Where a pasted request would go through listener ``server`` of this router (the
+        playground's "where will my request go"; nothing is sent or counted).
+
+        Raises:
+            ValueError: no such listener, or the text does not read as a request.
+        """
+        if not 0 <= server < len(self.servers):
+            raise ValueError(f"router {self.label} has no server {server}")
+        rules = self.servers[server].rules
+        return explain(self._forwarder.router, rules, text, time.time())
 
 
 class LaneView:

@@ -166,7 +166,9 @@ def test_routers_json_has_labels_dtabs_and_bound_servers(env: Env) -> None:
     (r,) = get_json(env.admin, "/admin/routers.json")  # type: ignore[misc]
     assert r["label"] == "out"
     assert r["dentries"] == [{"prefix": "/srv", "dst": "/#/io.l5d.fs"}, {"prefix": "/svc", "dst": "/srv"}]
-    assert r["servers"] == [{"ip": "127.0.0.1", "port": env.out[1], "id": f"127.0.0.1/{env.out[1]}"}]
+    assert r["servers"] == [
+        {"ip": "127.0.0.1", "port": env.out[1], "id": f"127.0.0.1/{env.out[1]}", "clearContext": False, "signedOverrides": False},
+    ]
 
 
 def test_unknown_path_and_wrong_method(env: Env) -> None:

@@ -30,7 +30,7 @@ def _start(impl: str) -> Tuple[subprocess.Popen, List[str]]:
         if not line:
             break
         lines.append(line)
-        if "l5d-dtab" in line:
+        if "pyproxy stage" in line:
             break
     return proc, lines
 
@@ -58,6 +58,29 @@ def test_demo_stages_world_v2_for_one_request(impl: str) -> None:
         assert body == b"Hello (127.0.0.1) world (127.0.0.1)!!"
         status, _, body = split_response(raw(edge, staged))
         assert body == b"Hello (127.0.0.1) world (127.0.0.1)!!"
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(15) == 0
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+@pytest.mark.native
+def test_the_demos_stage_line_signs_an_override_the_edge_accepts() -> None:
+    proc, lines = _start("native")
+    try:
+        (stage,) = [line.strip() for line in lines if "pyproxy stage" in line]
+        args = stage.split()[1:]
+        r = subprocess.run([sys.executable, "-m", "pyproxy", *args], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        dtab, sig, curl = r.stdout.splitlines()
+        assert dtab == "l5d-dtab: /host/world=>/srv/world-v2" and sig.startswith("l5d-dtab-sig: kid=demo; exp=")
+        edge = _addr(curl)
+        request = f"GET / HTTP/1.1\r\nHost: www.hello.world\r\n{dtab}\r\n{sig}\r\nConnection: close\r\n\r\n".encode()
+        status, _, body = split_response(raw(edge, request))
+        assert (status, body) == (200, b"Hello (127.0.0.1) earth (127.0.0.1)!!")
+        unsigned = f"GET / HTTP/1.1\r\nHost: www.hello.world\r\n{dtab}\r\nConnection: close\r\n\r\n".encode()
+        assert split_response(raw(edge, unsigned))[2] == b"Hello (127.0.0.1) world (127.0.0.1)!!"
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(15) == 0

@@ -27,7 +27,7 @@ from pyproxy import _impl
 from pyproxy.http import headers as h
 from pyproxy.resilience.classify import SUCCESS, Classifier
 from pyproxy.http.context import TraceId, format_deadline, parse_deadline
-from pyproxy.errors import RemoteProtocolError
+from pyproxy.errors import DtabError, RemoteProtocolError
 from pyproxy.datapath.exchange import _response_fields
 from pyproxy.http.message import Request, Response, serialize_request_head, serialize_response_head
 from pyproxy.datapath.lane import route_key
@@ -257,3 +257,122 @@ def test_a_merged_batch_is_the_histogram_of_its_samples(before: List[float], bat
     assert (merged.count, merged.min, merged.max, merged.buckets) == (one.count, one.min, one.max, one.buckets)
     assert merged.sum == pytest.approx(one.sum)
     assert merged.current().p99 == one.current().p99
+
+
+# === overrides carried in baggage, signed overrides at an edge ===
+#
+# The same comparison with a listener's carrier rules (a router's dtabBaggage, an edge's scrub of
+# the member, signedOverrides): the reference is routing.overrides.resolve, the function the trio
+# path runs, and the route block the lane is given is built from what it resolved, as
+# Forwarder._install builds it.
+
+from pyproxy.http.baggage import BaggageRules, rewrite  # noqa: E402
+from pyproxy.http.context import OverrideCache  # noqa: E402
+from pyproxy.http.signature import Keyring, sign  # noqa: E402
+from pyproxy.metrics import Registry  # noqa: E402
+from pyproxy.routing.overrides import OverrideCounts, OverrideRefused, OverrideRules, SignedOverrides, resolve  # noqa: E402
+
+SIGN_KEY = b"k" * 32
+KEYRING = Keyring({b"dev": SIGN_KEY})
+GOOD_SIG = sign(SIGN_KEY, b"dev", 4_000_000_000, b"/s=>/t").decode()
+MANY = ",".join(f"m{i}=v" for i in range(70))
+BIG = "big=" + "x" * 5000
+CARRIER_FIELDS = st.one_of(
+    st.tuples(_case("baggage"), st.sampled_from([
+        "a=1", "l5d-dtab=/x=>/y", "l5d-dtab=%2Fa%3D%3E%2Fb", "l5d-dtab", "l5d-dtab = /p=>/q ;prop", "l5d-dtab=/bad%zz",
+        "b=2, l5d-dtab=/x=>/y", ",,", "k=v;p=1", " c = 3 ", "l5d-dtabx=1", "l5d-dtab=/x=>/z", MANY, BIG,
+        "l5d-dtab=%zz, a=1", MANY,
+    ])),
+    st.tuples(_case("uberctx-l5d-dtab"), st.sampled_from(["/x=>/y", "%2Fx%3D%3E%2Fy", "%zz", "/j=>/k"])),
+    st.tuples(_case("ot-baggage-l5d-dtab"), st.sampled_from(["/x=>/y", "/o=>/p"])),
+    st.tuples(_case("uberctx-other"), st.just("1")),
+    st.tuples(_case("l5d-dtab"), st.sampled_from(["/s=>/t", "/a=>/b"])),
+    st.tuples(_case("l5d-ctx-dtab"), st.sampled_from(["/c=>/d"])),
+    st.tuples(_case("l5d-dtab-sig"), st.sampled_from([GOOD_SIG, "kid=dev; exp=1; sig=x", "garbage"])),
+    st.tuples(_case("Connection"), st.sampled_from(["baggage", "uberctx-l5d-dtab", "l5d-dtab-sig", "keep-alive"])),
+    st.tuples(_case("X-A"), st.just("1")),
+)
+CARRIER_SETS = st.sampled_from([("baggage",), ("uberctx", "baggage"), ("baggage", "uberctx", "ot-baggage"), ("ot-baggage",)])
+
+
+@st.composite
+def carrier_heads(draw: st.DrawFn) -> bytes:
+    fields = draw(st.lists(CARRIER_FIELDS, max_size=6))
+    fields.insert(draw(st.integers(0, len(fields))), ("Host", "web"))
+    lines = ["GET /p HTTP/1.1"] + [f"{k}: {v}" for k, v in fields]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+@MORE
+@given(carrier_heads(), st.sampled_from([False, False, True]), st.one_of(st.none(), CARRIER_SETS, CARRIER_SETS), st.booleans())
+def test_overrides_in_baggage_take_the_lane_as_the_trio_path_reads_them(head: bytes, edge: bool, carriers, signed: bool) -> None:
+    req = parsed_request(head)
+    assert req is not None
+    bag = BaggageRules.of("l5d-dtab" if carriers else None, carriers or (), edge)
+    signer = SignedOverrides(KEYRING, 30.0, False) if signed else None
+    rules = OverrideRules(edge, bag, signer)
+    kept, ctx, via_values = h.scan_request(req.headers, req.connection, edge=edge, capture=rules.capture)
+    counts = OverrideCounts(Registry().scope("o"))
+    refused = False
+    try:
+        resolved = resolve(rules, ctx, OverrideCache(), 1.7e9, counts)
+    except (OverrideRefused, DtabError):
+        refused = True  # the trio path answers 400: no route is ever installed for it
+    local = None if refused else resolved.local
+    value = local.show.encode("latin-1") if local is not None and local.dentries else None
+    ctx_block = b""
+    member = None
+    if value is not None:
+        ctx_block = b"l5d-ctx-dtab: %s\r\n" % value
+        if bag is not None:
+            ctx_block += b"".join(b"%s: %s\r\n" % kv for kv in bag.fixed_fields(value))
+            member = bag.member(value)
+    lane_carriers = (bag.key, bytes(bag.read), bytes(sorted(bag.fields.values()))) if bag is not None else None
+    block = b"".join(b"%s: %s\r\n" % kv for kv in ROUTE)
+    lane = _impl.Lane.scan(head, 3, edge, VIA, 1000, b"host", block, TRACE, REQID, ctx_block, STREAM_AFTER, b"",
+                           lane_carriers, rules.signed is not None, member)
+    scrubbed = any(k[-1] == "scrubbed" for k, _, _ in counts.scope.registry.items())
+    if edge and scrubbed:
+        assert lane is None  # the trio path removes the member and counts it
+        event("edge: the member goes to the trio path")
+        return
+    assert lane is not None
+    key, _, _, fwd = lane
+    if refused:
+        event("refused: keyed, never installed")
+        assert key[:2] == (3).to_bytes(2, "little")
+        return
+    assert key == route_key(3, b"web", ctx.get(h.CTX_DTAB, ()), ctx.get(h.DTAB, ()), resolved.extra)
+    dropped = any(k[-1] == "dropped" for k, _, _ in counts.scope.registry.items())
+    if dropped:
+        assert fwd is None  # the lane declines: the trio path counts the members it drops
+        event("members dropped: declined")
+        return
+    fields = list(kept)
+    fields.append((b"Via", b", ".join([*via_values, VIA]) if via_values else VIA))
+    fields += ROUTE + [(b"l5d-ctx-trace", TRACE), (b"l5d-reqid", REQID)]
+    if value is not None:
+        fields.append((b"l5d-ctx-dtab", value))
+    fields += resolved.carried
+    event("taken, with an override" if value is not None else "taken")
+    assert fwd == serialize_request_head(req.method, req.target, req.minor, fields)
+
+
+def test_the_lanes_baggage_rewrite_is_the_trio_paths() -> None:
+    """Spot checks of the two twins of ``rewrite`` beyond the generated heads (limits, order)."""
+    many = MANY.encode()
+    cases = (
+        ([many], b"l5d-dtab=/a"), ([BIG.encode(), BIG.encode(), b"s=1"], b"l5d-dtab=/a"), ([b"l5d-dtab=/x, a=1"], b"l5d-dtab=/y"),
+        ([b"l5d-dtab=/x, a=1", many], None), ([b"l5d-dtab=" + b"x" * 9000], b"l5d-dtab=/y"), ([b"l5d-dtab=" + b"x" * 9000], None),
+    )
+    for values, ours in cases:
+        head = b"GET / HTTP/1.1\r\nHost: web\r\n" + b"".join(b"baggage: %s\r\n" % v for v in values) + b"\r\n"
+        got = _impl.Lane.scan(head, 0, False, VIA, 10, b"host", b"", TRACE, REQID, b"l5d-ctx-dtab: /a\r\n" if ours else b"", 0, b"",
+                              (b"l5d-dtab", b"\x00", b"\x00"), False, ours)
+        value, dropped = rewrite(values, b"l5d-dtab", ours)
+        if dropped:
+            assert got[3] is None
+        elif value is None:
+            assert b"baggage" not in got[3]
+        else:
+            assert b"\r\nbaggage: " + value + b"\r\n" in got[3]

@@ -1,4 +1,5 @@
-"""``/delegator.json``: explain how a path delegates through a dtab (naming spec §4.7).
+"""``/delegator.json``: explain how a path delegates through a dtab (naming spec §4.7); and
+``/request-route.json``: where a whole request would go (the playground's "where will my request go").
 
 ``GET ?namespace=&dtab=&path=`` or ``POST`` JSON ``{"namespace", "dtab", "path"}``. The namespace is a
 router label and selects that router's namers; without one only the ``/$/`` system namers apply;
@@ -18,7 +19,7 @@ from ..naming.path import Path
 from ..view import ProxyView
 from .request import AdminRequest, Reply
 
-__all__ = ["delegator_json"]
+__all__ = ["delegator_json", "request_route_json"]
 
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
@@ -61,3 +62,26 @@ def delegator_json(view: ProxyView, req: AdminRequest) -> Reply:
     except PyproxyError as exc:
         return Reply(500, _TEXT, str(exc).encode())
     return Reply(200, _JSON, json.dumps(tree.to_json(), separators=(",", ":")).encode())
+
+
+def request_route_json(view: ProxyView, req: AdminRequest) -> Reply:
+    """``POST /request-route.json`` ``{"router", "server" (index, default 0), "request" (head text)}``:
+    "where will my request go" (``routing.explain``): the identification, every override and why
+    it was used or not, the effective dtab and the delegation tree. 400 for what does not read."""
+    if req.method != "POST":
+        return Reply(405, _TEXT, b"POST required", [(b"Allow", b"POST")])
+    try:
+        parsed = json.loads(req.body)
+        label, server, text = parsed["router"], parsed.get("server", 0), parsed["request"]
+        if not isinstance(label, str) or not isinstance(text, str) or not isinstance(server, int):
+            raise ValueError
+    except (ValueError, KeyError, AttributeError, TypeError):
+        return Reply(400, _TEXT, b"expected JSON {\"router\": label, \"server\": index, \"request\": head text}")
+    router = view.router(label)
+    if router is None:
+        return Reply(404, _TEXT, f"no router {label}".encode())
+    try:
+        answer = router.explain(server, text)
+    except ValueError as exc:
+        return Reply(400, _TEXT, str(exc).encode())
+    return Reply(200, _JSON, json.dumps(answer, separators=(",", ":")).encode())

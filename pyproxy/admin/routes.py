@@ -19,7 +19,7 @@ from .._version import __version__
 from ..metrics import Key, Node, Number, Summary, tree_of
 from ..telemetry import Telemetry, prometheus
 from ..view import ProxyView
-from .delegator import delegator_json
+from .delegator import delegator_json, request_route_json
 from .pages import Static, index_page, requests_page
 from .security import Security
 from .request import AdminRequest, Reply
@@ -85,6 +85,7 @@ class AdminRoutes:
             "/": (self.dashboard, "dashboard: request rates, success rates, latencies per router, server and client"),
             "/delegator": (self.delegator_page, "dtab playground: evaluate a path through a router's dtab"),
             "/delegator.json": (lambda r: delegator_json(self.view, r), "delegation tree API (GET or POST JSON)"),
+            "/request-route.json": (lambda r: request_route_json(self.view, r), "where a request goes: POST JSON {router, server, request}"),
             "/admin": (self.index, "this list"),
             "/admin/index.txt": (self.index_txt, "this list, as text"),
             "/admin/ping": (lambda r: Reply(200, _TEXT, b"pong"), "health check: pong"),
@@ -114,7 +115,7 @@ class AdminRoutes:
             return Reply(404, _TEXT)
         hit = self.routes.get(req.path)
         if hit is not None:
-            if req.path not in ("/delegator.json", "/admin/shutdown", "/logging.json") and req.method not in ("GET", "HEAD"):
+            if req.path not in ("/delegator.json", "/request-route.json", "/admin/shutdown", "/logging.json") and req.method not in ("GET", "HEAD"):
                 return Reply(405, _TEXT, b"method not allowed", [(b"Allow", b"GET, HEAD")])
             return hit[0](req)
         if req.path.startswith("/static/") or req.path == "/favicon.ico":
@@ -170,7 +171,7 @@ class AdminRoutes:
         out = []
         for router in self.view.routers:
             dtab = router.dtab
-            servers = [{"ip": s.ip, "port": s.port, "id": s.id} for s in router.servers]
+            servers = [{"ip": s.ip, "port": s.port, "id": s.id, "clearContext": s.edge, "signedOverrides": s.signed} for s in router.servers]
             out.append(
                 {
                     "label": router.label,

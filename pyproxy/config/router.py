@@ -29,6 +29,7 @@ __all__ = [
     "BindingCache",
     "ServersetsAnnouncer",
     "DefaultPropagator",
+    "DtabBaggage",
     "ZipkinPropagator",
     "HttpRouter",
     "H2Router",
@@ -110,6 +111,28 @@ class _Router(Plugin, kw_only=True):
         return Path.read(self.dst_prefix)
 
 
+# W3C baggage keys are tokens (RFC 9110 §5.6.2); they also name the uberctx-/ot-baggage- fields
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+Carrier = Literal["baggage", "uberctx", "ot-baggage"]
+
+
+class DtabBaggage(Base, kw_only=True):
+    """``dtabBaggage`` (a pyproxy extension, not in Linkerd 1.x): read a dtab override from a member
+    of the context apps already propagate (W3C ``baggage``, Jaeger ``uberctx-<key>``, OpenTracing
+    ``ot-baggage-<key>``) when no ``l5d-dtab``/``l5d-ctx-dtab`` came, and write the effective
+    override into each of them on the way out (pyproxy/http/baggage.py)."""
+
+    key: str = "l5d-dtab"
+    carriers: Annotated[Tuple[Carrier, ...], Meta(min_length=1)] = ("baggage",)
+
+    def __post_init__(self) -> None:
+        if not _TOKEN.match(self.key):
+            raise invalid("key", f"{self.key!r} is not a baggage key (an HTTP token: letters, digits, !#$%&'*+-.^_`|~)")
+        for i, c in enumerate(self.carriers):
+            if c in self.carriers[:i]:
+                raise invalid(f"carriers[{i}]", f"{c} is listed twice")
+
+
 # twitter-util's logging Policy.parse: Never, Hourly, Daily, Weekly(n), or a size such as 3.megabytes.
 _ROLL_POLICY = re.compile(
     r"(never|hourly|daily|weekly\(\d+\)|\d+(\.\d+)?\.(byte|kilobyte|megabyte|gigabyte|terabyte)s?)\Z", re.I
@@ -143,6 +166,8 @@ class HttpRouter(_Router, tag_field="protocol", tag="http", kw_only=True):
     max_err_response_kb: NonNegInt = msgspec.field(default=5120, name="maxErrResponseKB")
     compression_level: Annotated[int, Meta(ge=-1, le=9)] = -1  # -1: textual types at level 6
     trace_propagator: TracePropagator = DEFAULT_PROPAGATOR
+    # pyproxy extension (not in Linkerd 1.x): overrides carried in baggage; None: off
+    dtab_baggage: Optional[DtabBaggage] = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

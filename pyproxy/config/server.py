@@ -4,12 +4,12 @@ the protocol-specific keys differ (Linkerd 1.x sections 1.2.1, 2.5, 2.6, 2.11).
 
 from __future__ import annotations
 
-from typing import Annotated, Optional, Tuple, Union
+from typing import Annotated, Literal, Optional, Tuple, Union
 
 import msgspec
 from msgspec import Meta
 
-from .base import Base, NonNegInt, Port, PosInt, Session, SocketOptions, check_host, check_path
+from .base import Base, NonNegInt, Port, PosInt, Session, SocketOptions, check_host, check_path, invalid
 from .tls import ServerTls
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "ThriftMuxServer",
     "MuxServer",
     "ForwardedHeader",
+    "SignedOverrides",
     "Labeler",
 ]
 
@@ -64,6 +65,20 @@ class ForwardedHeader(Base, kw_only=True):
     for_: Labeler = msgspec.field(default=_REQUEST_RANDOM, name="for")
 
 
+# === signed overrides at an edge (a pyproxy extension) ===
+
+
+class SignedOverrides(Base, kw_only=True):
+    """``signedOverrides`` (a pyproxy extension, not in Linkerd 1.x): an edge (``clearContext``)
+    accepts an ``l5d-dtab`` that carries a valid ``l5d-dtab-sig`` (HMAC-SHA256 with a key of
+    ``keysFile``, re-read when it changes; pyproxy/http/signature.py has the format); other
+    overrides are removed (``onInvalid: strip``) or refused with 403 (``refuse``), and counted."""
+
+    keys_file: Annotated[str, Meta(min_length=1)]
+    clock_skew_ms: NonNegInt = 30000  # a signature is valid until its exp plus this
+    on_invalid: Literal["strip", "refuse"] = "strip"
+
+
 # === servers ===
 
 
@@ -96,6 +111,13 @@ class HttpServer(_Server, kw_only=True):
     add_forwarded_header: Optional[ForwardedHeader] = None
     timestamp_header: Optional[str] = None  # e.g. X-Request-Start
     max_call_depth: PosInt = 1000  # Via entries allowed before a proxy loop is assumed
+    # pyproxy extension (not in Linkerd 1.x): an edge that accepts signed overrides
+    signed_overrides: Optional[SignedOverrides] = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.signed_overrides is not None and not self.clear_context:
+            raise invalid("signedOverrides", "needs clearContext: true (a server without it accepts every override)")
 
 
 class H2Server(_Server, kw_only=True):

@@ -26,6 +26,7 @@ from ..http.message import Request, error_response
 from ..metrics import Registry, RequestStats, RouterStats
 from ..naming.name import ADDR_PENDING, AddrBound, AddrFailed, Bound
 from ..naming.path import Path
+from ..routing.overrides import OverrideCounts
 from ..routing.router import Route, RouteError, Router, ServerRules
 from ..routing.cache import Lru
 from .attempt import EXPIRED_REQUEST
@@ -71,6 +72,7 @@ class Forwarder:
         self.routes: Optional[RouteTable] = None
         self.route_ident: Optional[bytes] = None
         router.on_rebind.append(self._forget_routes)
+        router.counts = OverrideCounts(self.stats.root.scope("overrides"))
 
     def _forget_routes(self) -> None:
         if self.routes is not None:
@@ -120,12 +122,12 @@ class Forwarder:
                 resume.abandon(trio.current_time())
             status, message = exc.status, str(exc)
             try:
-                return await self._respond_error(down, req, body, status, message, rules.clear_context)
+                return await self._respond_error(down, req, body, status, message, rules.clear_context, exc.public)
             finally:
                 if srv is not None:
                     srv.record(status, (time.perf_counter() - t0) * 1000.0)
                 if self.observers.access_log is not None:
-                    edge = rules.clear_context
+                    edge = rules.clear_context and not exc.public
                     length = 0 if edge else min(len(message.encode("utf-8", "replace")), self.params.max_err_response)
                     self._log_access(req, down, status, length)
 
@@ -134,7 +136,7 @@ class Forwarder:
         total = service.total_timeout
         deadline = route.deadline
         if self.routes is not None and lane_index is not None and resume is None and route.scheme is None:
-            req.lane_ok = self._install(req, lane_index, route)
+            req.lane_ok = self._install(req, lane_index, route, rules)
         timeout: Optional[float] = None
         why: Optional[str] = None
         if deadline is not None or total is not None:
@@ -171,6 +173,8 @@ class Forwarder:
         fields.append((b"l5d-reqid", trace.reqid))
         if route.local.dentries:
             fields.append((b"l5d-ctx-dtab", route.local.show.encode("latin-1")))
+        if route.carried:
+            fields.extend(route.carried)
         if rules.timestamp_header is not None:
             fields.append((rules.timestamp_header, b"%d" % (time.time_ns() // 1_000_000)))
         if rules.forwarded is not None:
@@ -226,7 +230,7 @@ class Forwarder:
                     tags=ctags, remote=(ep.host, ep.port) if ep else None,
                 )
 
-    def _install(self, req: Request, server: int, route: Route) -> bool:
+    def _install(self, req: Request, server: int, route: Route, rules: ServerRules) -> bool:
         """Install this request's route in the lane's route table under the key the lane computes for it."""
         assert self.routes is not None
         if req.chunked or req.content_length > self.params.stream_after or req.expect_continue or self.route_ident is None:
@@ -237,9 +241,12 @@ class Forwarder:
         ident = req.host if self.route_ident == b"host" else h.get(req.headers, self.route_ident)
         if not ident:
             return False
+        if route.extra[:1] == b"s" and route.until is None:
+            return False  # an override not validly signed: each such request is counted (trio path)
         ctx = route.ctx
-        # The override values exactly as routing read them (after hop-by-hop and edge removal).
-        key = route_key(server, ident, ctx.get(h.CTX_DTAB, ()), ctx.get(h.DTAB, ()))
+        # The override values exactly as routing read them (after hop-by-hop and edge removal),
+        # and what else decided the override (a baggage member, a signature).
+        key = route_key(server, ident, ctx.get(h.CTX_DTAB, ()), ctx.get(h.DTAB, ()), route.extra)
         dst = route.dst
         svc = self.stats.service(dst.show)
         branches = []
@@ -247,8 +254,16 @@ class Forwarder:
             block = b"".join(b"%s: %s\r\n" % kv for kv in self._route_fields(dst, bound))
             branches.append((weight, Branch(self.router, self.client(bound), svc, route.service, dst), block))
         local = route.local
-        ctx_block = b"l5d-ctx-dtab: %s\r\n" % local.show.encode("latin-1") if local.dentries else b""
-        return self.routes.install(key, branches, ctx_block, route.service.total_timeout)
+        ctx_block = b""
+        member = None
+        if local.dentries:
+            value = local.show.encode("latin-1")
+            ctx_block = b"l5d-ctx-dtab: %s\r\n" % value
+            carriers = rules.overrides.baggage if rules.overrides is not None else None
+            if carriers is not None:  # the carriers' fixed fields; the lane writes baggage per request
+                ctx_block += b"".join(b"%s: %s\r\n" % kv for kv in carriers.fixed_fields(value))
+                member = carriers.member(value)
+        return self.routes.install(key, branches, ctx_block, route.service.total_timeout, member, route.until)
 
     def _log_access(self, req: Request, down: Conn, status: int, length: int) -> None:
         try:
@@ -282,12 +297,12 @@ class Forwarder:
             self._dst_fields.put(key, out)
         return out
 
-    async def _respond_error(self, down: Conn, req: Request, body: Body, status: int, message: str, edge: bool) -> bool:
+    async def _respond_error(self, down: Conn, req: Request, body: Body, status: int, message: str, edge: bool, public: bool = False) -> bool:
         """Answer the request with a Linkerd error; keep the connection only if the body was read."""
         # A client waiting for 100-continue will not send the body: close instead of draining it.
         keep = req.keep_alive and not (req.expect_continue and not body.done and not body.received) and await _discard(body)
         p = self.params
-        await down.send_all(error_response(status, message, edge, p.max_err_response, p.max_head, keep, req))
+        await down.send_all(error_response(status, message, edge, p.max_err_response, p.max_head, keep, req, public))
         return keep
 
 

@@ -85,9 +85,11 @@ def enabled() -> bool:
     return _impl.Lane is not None and os.environ.get(ENV, "on").strip().lower() not in ("off", "0", "no")
 
 
-def route_key(server: int, ident: bytes, ctx_dtab: Sequence[bytes], dtab: Sequence[bytes]) -> bytes:
-    """The key a route is installed under (the lane builds the same bytes: ``lane::head::route_key``)."""
-    return server.to_bytes(2, "little") + ident + b"\0" + b"\n".join(ctx_dtab) + b"\0" + b"\n".join(dtab)
+def route_key(server: int, ident: bytes, ctx_dtab: Sequence[bytes], dtab: Sequence[bytes], extra: bytes = b"") -> bytes:
+    """The key a route is installed under (the lane builds the same bytes: ``lane::head::route_key``):
+    ``extra`` is what else decided the override (``routing.overrides.Resolved.extra``)."""
+    key = server.to_bytes(2, "little") + ident + b"\0" + b"\n".join(ctx_dtab) + b"\0" + b"\n".join(dtab)
+    return key + b"\0" + extra if extra else key
 
 
 class RouteTable(Protocol):
@@ -95,6 +97,7 @@ class RouteTable(Protocol):
 
     def install(
         self, key: bytes, branches: Sequence[Tuple[float, "Branch", bytes]], ctx_block: bytes, total_timeout: Optional[float] = None,
+        member: Optional[bytes] = None, until: Optional[float] = None,
     ) -> bool: ...
 
     def clear_routes(self) -> None: ...
@@ -184,10 +187,15 @@ class LaneDriver:
         (larger ones stream, on the trio path); ``write_timeout``: seconds a client's pending
         response may make no progress; ``max_concurrent``: its ``maxConcurrentRequests``, counted
         with the listener's own requests (:meth:`set_active`)."""
+        ov = rules.overrides
+        carriers = None
+        if ov is not None and ov.baggage is not None:
+            b = ov.baggage
+            carriers = (b.key, bytes(b.read), bytes(sorted(b.fields.values())))
         index = self.native.add_server(
             rules.clear_context, rules.via, rules.max_call_depth, ident, *limits, stream_after,
             idle_timeout, header_timeout, timeout_response, sink.access_log is not None, rules.timestamp_header,
-            write_timeout, max_concurrent,
+            write_timeout, max_concurrent, carriers, ov is not None and ov.signed is not None,
         )
         self.sinks.append(sink)
         self.sweep_interval = min(self.sweep_interval, max(min(idle_timeout, header_timeout, write_timeout) / 4, 0.01))
@@ -197,9 +205,13 @@ class LaneDriver:
 
     def install(
         self, key: bytes, branches: Sequence[Tuple[float, Branch, bytes]], ctx_block: bytes, total_timeout: Optional[float] = None,
+        member: Optional[bytes] = None, until: Optional[float] = None,
     ) -> bool:
         """Installs a route whose branches are ``(weight, Branch, l5d-dst-* field block)``, with its
-        service's ``totalTimeoutMs`` in seconds; False when one does not qualify."""
+        service's ``totalTimeoutMs`` in seconds; ``ctx_block`` the override's fixed fields
+        (``l5d-ctx-dtab``, ``uberctx-``/``ot-baggage-``), ``member`` its W3C baggage member (the
+        lane writes ``baggage`` per request), ``until`` the end of a signed override's validity
+        (Unix seconds: the lane hands later requests to Python). False when one does not qualify."""
         native = []
         for weight, b, block in branches:
             client = b.client
@@ -211,7 +223,7 @@ class LaneDriver:
             if not all(_is_ip(host) for _, host, _ in endpoints):
                 return False
             native.append((weight, b, client.balancer, endpoints, block, client.policy.attempt_timeout))
-        ok = bool(self.native.install(key, native, ctx_block, total_timeout))
+        ok = bool(self.native.install(key, native, ctx_block, total_timeout, member, until))
         self.counts["installs"] += ok
         return ok
 

@@ -12,12 +12,13 @@ underscore form ``l5d_dtab`` that CGI/WSGI backends fold into ``l5d-dtab``.
 
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Container, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import quote_plus
 
 __all__ = [
     "Headers",
     "DTAB",
+    "DTAB_SIG",
     "CTX_DTAB",
     "CTX_DEADLINE",
     "CTX_TRACE",
@@ -41,6 +42,8 @@ __all__ = [
 Headers = List[Tuple[bytes, bytes]]
 
 DTAB = b"l5d-dtab"
+#: The signature of an ``l5d-dtab`` sent to an edge with ``signedOverrides`` (http/signature.py).
+DTAB_SIG = b"l5d-dtab-sig"
 CTX_DTAB = b"l5d-ctx-dtab"
 CTX_DEADLINE = b"l5d-ctx-deadline"
 CTX_TRACE = b"l5d-ctx-trace"
@@ -111,9 +114,13 @@ _REQUEST_DROP = HOP_BY_HOP | {XFCC}
 
 
 def scan_request(
-    headers: Sequence[Tuple[bytes, bytes]], connection: Sequence[bytes], *, edge: bool
+    headers: Sequence[Tuple[bytes, bytes]], connection: Sequence[bytes], *, edge: bool, capture: Optional[Container[bytes]] = None,
 ) -> Tuple[Headers, dict, List[bytes]]:
     """One pass over a request's fields (the hot path): what to forward, the context, the Via values.
+
+    ``capture``: more lower-case field names whose values go into the context and are not
+    forwarded as received, even at an edge (the carriers of a router's ``dtabBaggage``, and at an
+    edge with ``signedOverrides`` ``l5d-dtab`` and ``l5d-dtab-sig``), after hop-by-hop removal.
 
     Returns:
         ``(kept, context, via)``: the fields to forward (hop-by-hop, nominated, ``Content-Length``,
@@ -131,6 +138,9 @@ def scan_request(
     for kv in headers:
         name = kv[0].lower()
         if name in drop:
+            continue
+        if capture is not None and name in capture:
+            context.setdefault(name, []).append(kv[1])
             continue
         if name[:4] in (b"l5d-", b"l5d_") and len(name) > 4:
             if edge:

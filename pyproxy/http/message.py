@@ -169,13 +169,17 @@ def error_response(
     max_header: int,
     keep: bool,
     req: Optional[Request] = None,
+    public: bool = False,
 ) -> bytes:
     """A proxy-generated error as Linkerd writes it: a text/plain body and ``l5d-err`` (the message
-    form-URL-encoded, cut to ``max_header``); at an edge, neither (internal text must not leak)."""
+    form-URL-encoded, cut to ``max_header``); at an edge, neither (internal text must not leak),
+    except the body of a ``public`` message (one about the request itself, such as why its signed
+    override was refused)."""
     fields: List[Tuple[bytes, bytes]] = []
     payload = b""
-    if not edge:
+    if not edge or public:
         payload = message.encode("utf-8", "replace")[:max_body]
+    if not edge:
         fields.append((b"l5d-err", h.err_header_value(message, max_header)))
     fields.append((b"Content-Type", b"text/plain"))
     fields.append((b"Content-Length", b"%d" % len(payload)))

@@ -12,6 +12,7 @@ loop), 502 (no route, a namer failed), 503 (the dtab did not arrive in time). Se
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -29,6 +30,7 @@ from ..naming.path import Path
 from ..naming.tree import Alt, Leaf, NameTree, Union
 from .cache import Lru
 from .identifiers import Identified, Identifier, compose
+from .overrides import OverrideCounts, OverrideRefused, OverrideRules, resolve
 from .policy import Policies, ServicePolicy
 
 __all__ = ["Route", "RouteError", "Router", "RouterParams", "ServerRules"]
@@ -64,15 +66,18 @@ class ServerRules:
     max_call_depth: int = 1000
     timestamp_header: Optional[bytes] = None  # timestampHeader: this field gets the time in ms
     forwarded: Optional[Forwarded] = None  # addForwardedHeader
+    #: the router's dtabBaggage carriers and, at an edge, signedOverrides (None: neither)
+    overrides: Optional[OverrideRules] = None
 
 
 class RouteError(Exception):
     """A request the router answers itself: ``status`` and the Linkerd error message."""
 
-    def __init__(self, status: int, message: str, retryable: bool = False) -> None:
+    def __init__(self, status: int, message: str, retryable: bool = False, public: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
+        self.public = public  # the message may be shown at an edge (it says nothing of the inside)
 
 
 class Route:
@@ -83,9 +88,15 @@ class Route:
     routes by the override values among them); ``deadline`` the incoming ``l5d-ctx-deadline``
     (``(start_ns, end_ns)``) or None; ``scheme`` the scheme of a proxy-form target (None for origin
     form); ``bound`` is None only for a resumed exchange, which keeps its client's bound name.
+    ``extra`` keys the route in the lane besides the ``l5d-*`` values (a baggage member read, a
+    signature); ``carried`` the carrier fields sent after ``l5d-ctx-dtab``; ``until`` the end of a
+    signed override's validity (Unix seconds) or None.
     """
 
-    __slots__ = ("dst", "target", "tree", "bound", "local", "trace", "deadline", "via", "ctx", "fields", "scheme", "service")
+    __slots__ = (
+        "dst", "target", "tree", "bound", "local", "trace", "deadline", "via", "ctx", "fields", "scheme", "service",
+        "extra", "carried", "until",
+    )
 
     def __init__(
         self, dst: Path, target: bytes, tree: NameTree, bound: Optional[Bound], local: Dtab, trace: TraceId,
@@ -104,6 +115,9 @@ class Route:
         self.fields = fields
         self.scheme = scheme
         self.service = service
+        self.extra = b""
+        self.carried: List[Tuple[bytes, bytes]] = []
+        self.until: Optional[float] = None
 
 
 class _Bind:
@@ -122,6 +136,8 @@ class Router:
         self.label = params.label
         self.rng = rng or random.Random()
         self.overrides = OverrideCache()
+        #: overrides ignored or refused (rt/<label>/overrides/...), set by the data path's stats
+        self.counts: Optional[OverrideCounts] = None
         self._binds: Lru[Tuple[str, Tuple[bytes, ...]], _Bind] = Lru(params.bind_cache)
         self.policies = params.policies or Policies()
         self.limits = (params.max_line, params.max_head, params.max_headers)
@@ -251,7 +267,7 @@ class Router:
         if req.target[:1] != b"/" and req.target[:4].lower() == b"http" and b"://" in req.target:
             scheme = _to_origin_form(req)
         try:
-            fields, local, trace, deadline, via, ctx = self._context(req, edge, rules)
+            fields, local, trace, deadline, via, ctx, resolved = self._context(req, edge, rules)
             ident = await self._identify(req)
             if not isinstance(ident, Identified):
                 raise RouteError(400, f"Unknown destination: {req.method.decode('latin-1')} {req.target.decode('latin-1')} / {ident.reason}")
@@ -268,24 +284,37 @@ class Router:
                 bound = _leaf_with_id(tree, bound)
         except (DtabError, PathError) as exc:
             raise RouteError(400, str(exc)) from None
+        except OverrideRefused as exc:
+            raise RouteError(exc.status, str(exc), public=True) from None
         except RouteError:
             raise
         except PyproxyError as exc:  # a namer failed, or binding looped
             raise RouteError(502, str(exc)) from None
-        return Route(dst, target, tree, bound, local, trace, deadline, via, ctx, fields, scheme, self.policies.service(dst.show))
+        route = Route(dst, target, tree, bound, local, trace, deadline, via, ctx, fields, scheme, self.policies.service(dst.show))
+        if resolved is not None:
+            route.extra, route.carried, route.until = resolved.extra, resolved.carried, resolved.until
+        return route
 
     def _context(self, req: Request, edge: bool, rules: ServerRules) -> tuple:
-        fields, ctx, via_values = h.scan_request(req.headers, req.connection, edge=edge)
+        ov = rules.overrides
+        fields, ctx, via_values = h.scan_request(req.headers, req.connection, edge=edge, capture=ov.capture if ov is not None else None)
         if via_values:
             via = [e.strip() for v in via_values for e in v.split(b",") if e.strip()]
             if len(via) > rules.max_call_depth or rules.via in via:
                 raise RouteError(400, f"Maximum number of proxy hops exceeded or proxy loop detected (Via: {b', '.join(via).decode('latin-1')})")
         draw = self.rng.getrandbits(64) or 1
-        if edge or not ctx:
-            return fields, _EMPTY_DTAB, TraceId.root(self.rng.getrandbits(64) or 1).child(draw), None, via_values, ctx
-        dtab_ctx = ctx.get(h.CTX_DTAB, ())
-        dtab_user = ctx.get(h.DTAB, ())
-        local = self.overrides.get(dtab_ctx, dtab_user) if (dtab_ctx or dtab_user) else _EMPTY_DTAB
+        resolved = None
+        if ov is not None:  # dtabBaggage, or an edge (its carriers are scrubbed, signed overrides read)
+            resolved = resolve(ov, ctx, self.overrides, time.time(), self.counts)
+            local = resolved.local
+            if edge:
+                return fields, local, TraceId.root(self.rng.getrandbits(64) or 1).child(draw), None, via_values, ctx, resolved
+        elif edge or not ctx:
+            return fields, _EMPTY_DTAB, TraceId.root(self.rng.getrandbits(64) or 1).child(draw), None, via_values, ctx, None
+        else:
+            dtab_ctx = ctx.get(h.CTX_DTAB, ())
+            dtab_user = ctx.get(h.DTAB, ())
+            local = self.overrides.get(dtab_ctx, dtab_user) if (dtab_ctx or dtab_user) else _EMPTY_DTAB
         raw_trace = ctx.get(h.CTX_TRACE)
         parent = TraceId.from_header(raw_trace[0]) if raw_trace else None
         # The call upstream is a child span of this hop's server span (a new root when none came).
@@ -295,7 +324,7 @@ class Router:
         if rate is not None:
             trace = trace.with_sampled(self.rng.random() < rate)
         deadline = parse_deadline(ctx.get(h.CTX_DEADLINE, ()))
-        return fields, local, trace, deadline, via_values, ctx
+        return fields, local, trace, deadline, via_values, ctx, resolved
 
 
 def _leaf_with_id(tree: NameTree, bound: Bound) -> Bound:

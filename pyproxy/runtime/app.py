@@ -39,7 +39,11 @@ from .discovery import Discovery
 from ..naming.system import SystemNamer
 from ..naming.dtab import Dtab
 from ..naming.path import Path
+from ..routing.keyfile import KeyFile
+from ..routing.overrides import OverrideRules, SignedOverrides
 from ..routing.policy import Policies
+from ..http.baggage import BaggageRules
+from ..http.signature import KeyringError
 from ..routing.router import Router, RouterParams, ServerRules
 from ..datapath.forwarder import Forwarder, Observers
 from ..datapath.server import TIMEOUT_RESPONSE, Server, ServerOptions
@@ -128,6 +132,7 @@ class App:
         self.discovery = Discovery(config, self.system, rng=random.Random(self.rng.getrandbits(64)))
         self.fs_namers = self.discovery.fs_namers
         self.dtab_files: List[Tuple[DtabFile, Router]] = []  # io.l5d.fs interpreters
+        self.key_files: List[Tuple[KeyFile, SignedOverrides, Router]] = []  # signedOverrides.keysFile
         self.routers: List[Router] = []
         self.forwarders: List[Forwarder] = []
         self.servers: List[Tuple[str, Server]] = []
@@ -199,6 +204,7 @@ class App:
                 max_call_depth=sc.max_call_depth,
                 timestamp_header=stamp.encode("latin-1") if stamp else None,
                 forwarded=_forwarded_rule(fwd, rc.label) if fwd is not None else None,
+                overrides=self._override_rules(rc, sc, router, f"$.routers[{index}].servers[{j}]"),
             )
             opts = sc.socket_options
             session = sc.server_session
@@ -217,6 +223,25 @@ class App:
             )
             self.servers.append((rc.label, server))
             self._use_lane(forwarder, server)
+
+    def _override_rules(self, rc: Any, sc: Any, router: Router, key: str) -> Optional[OverrideRules]:
+        """What a listener does with overrides beyond Linkerd's: its router's ``dtabBaggage``, and
+        at an edge the carriers' scrub and ``signedOverrides`` (None: Linkerd's rules alone)."""
+        bag = getattr(rc, "dtab_baggage", None)
+        baggage = BaggageRules.of(bag.key if bag else None, bag.carriers if bag else (), sc.clear_context)
+        signed = None
+        cfg = getattr(sc, "signed_overrides", None)
+        if cfg is not None:
+            key_file = KeyFile(cfg.keys_file)
+            try:
+                keyring = key_file.load()
+            except KeyringError as exc:
+                raise ConfigError(f"{key}.signedOverrides.keysFile: {cfg.keys_file}: {exc}") from None
+            signed = SignedOverrides(keyring, cfg.clock_skew_ms / 1000.0, cfg.on_invalid == "refuse", cfg.keys_file)
+            self.key_files.append((key_file, signed, router))
+        if baggage is None and signed is None:
+            return None
+        return OverrideRules(sc.clear_context, baggage, signed)
 
     def _use_lane(self, forwarder: Forwarder, server: Server) -> None:
         """Let ``server`` hand its connections to the lane when its router and it qualify."""
@@ -291,7 +316,7 @@ class App:
                 await nursery.start(task)
             for name, server in self.listening():
                 print(f"pyproxy: listening name={name} addr={server.address}", file=sys.stderr, flush=True)
-            if self.fs_namers or self.dtab_files:
+            if self.fs_namers or self.dtab_files or self.key_files:
                 nursery.start_soon(self._watch_fs)
             nursery.start_soon(self._sweep_clients)
             nursery.start_soon(self.telemetry.run)
@@ -334,6 +359,15 @@ class App:
                     self._apply_dtab_file(dtab_file, router, await trio.to_thread.run_sync(dtab_file.poll))
                 except Exception:  # noqa: BLE001 - as above
                     log.exception("io.l5d.fs interpreter: cannot refresh %s", dtab_file.path)
+            for key_file, signed, router in self.key_files:
+                keyring, problem = await trio.to_thread.run_sync(key_file.poll)
+                if keyring is not None:
+                    signed.keyring = keyring
+                    for hook in router.on_rebind:  # routes the lane holds for signed overrides go
+                        hook()
+                    log.info("router %s: %d signing key(s) from %s", router.label, len(keyring), key_file.path)
+                elif problem is not None:
+                    log.warning("router %s: signedOverrides: %s", router.label, problem)
 
     @staticmethod
     def _apply_dtab_file(dtab_file: DtabFile, router: Router, found: Any) -> None:

@@ -102,6 +102,24 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--ingress-port", type=int, default=4141, help="the internal ingress (accepts l5d-dtab)")
     m.add_argument("--outgoing-port", type=int, default=4140, help="the router the apps call each other through")
     m.add_argument("--print-config", action="store_true", help="print the Linkerd config the demo runs, and exit")
+
+    st = sub.add_parser(
+        "stage",
+        help="the override that sends a request (and the calls it causes) to a service's new version",
+        description="Find where SERVICE resolves in a router's dtab, check through the admin API that "
+        "DESTINATION binds to live endpoints (exit 2 with the reason if not), and print the header(s) "
+        "and a ready curl line.",
+    )
+    st.add_argument("target", metavar="SERVICE=DESTINATION", help="e.g. world=world-v2")
+    st.add_argument("--router", metavar="NAME", help="the router whose dtab to stage in (needed when there are several)")
+    src = st.add_mutually_exclusive_group()
+    src.add_argument("--config", metavar="FILE", help="the proxy's config (its admin block says where to ask)")
+    src.add_argument("--admin", metavar="URL", help="the proxy's admin server (default http://127.0.0.1:9990)")
+    st.add_argument("--sign", metavar="KEYFILE", help="sign the override with a key of KEYFILE (signedOverrides' format)")
+    st.add_argument("--kid", metavar="KID", help="the key id to sign with (default: the file's first)")
+    st.add_argument("--ttl", default="1h", help="how long the signature is valid: 90s, 30m, 1h (default), 2d")
+    st.add_argument("--baggage", action="store_true", help="also print the baggage form (for apps that propagate baggage)")
+    st.add_argument("--host", help="the Host of the curl line (default: SERVICE)")
     return p
 
 
@@ -351,4 +369,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .dtabctl import dtab_command
 
         return dtab_command(args)
+    if args.command == "stage":
+        from .stage import main as stage
+
+        return stage(args)
     raise AssertionError(args.command)  # argparse rejects unknown commands

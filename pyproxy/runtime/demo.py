@@ -4,12 +4,15 @@ Started here: the apps ``hello`` (calls ``world`` through the proxy, copying the
 it received onto that call, and answers ``Hello (<ip>) <world's answer>!``), ``world-v1``
 (``world (<ip>)!``) and ``world-v2`` (``earth (<ip>)!``), all discovered through ``io.l5d.fs`` files;
 and a proxy built from an ordinary Linkerd config with three routers: an **edge** (``clearContext``:
-outsiders cannot override routing), an **internal ingress** (trusted: ``l5d-dtab`` works there), and
-the **outgoing** router the apps call each other through.
+outsiders cannot override routing, unless the override is signed with the demo's key, made at
+start in a temporary file), an **internal ingress** (trusted: ``l5d-dtab`` works there), and the
+**outgoing** router the apps call each other through; all three carry overrides in baggage too
+(``dtabBaggage``).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 import tempfile
@@ -92,8 +95,10 @@ async def http_get(host: str, port: int, authority: bytes, fields: List[Tuple[by
     return status, body.decode("utf-8", "replace")
 
 
-def demo_config(root: str, admin_port: int, edge_port: int, ingress_port: int, outgoing_port: int) -> str:
-    """The Linkerd 1.x config the demo's proxy runs (printed by ``pyproxy demo --print-config``)."""
+def demo_config(root: str, admin_port: int, edge_port: int, ingress_port: int, outgoing_port: int, keys: str = "<keysFile>") -> str:
+    """The Linkerd 1.x config the demo's proxy runs (printed by ``pyproxy demo --print-config``):
+    every router reads and writes overrides in baggage (``dtabBaggage``), and the edge accepts
+    overrides signed with a key of ``keys`` (``signedOverrides``)."""
     dtab = "\n".join("      " + line for line in DTAB.strip().splitlines())
     return f"""\
 admin:
@@ -107,14 +112,17 @@ routers:
   label: edge
   dtab: |
 {dtab}
+  dtabBaggage: {{}}
   servers:
   - ip: 127.0.0.1
     port: {edge_port}
     clearContext: true
+    signedOverrides: {{keysFile: {keys}}}
 - protocol: http
   label: ingress
   dtab: |
 {dtab}
+  dtabBaggage: {{}}
   servers:
   - ip: 127.0.0.1
     port: {ingress_port}
@@ -122,6 +130,7 @@ routers:
   label: outgoing
   dtab: |
 {dtab}
+  dtabBaggage: {{}}
   servers:
   - ip: 127.0.0.1
     port: {outgoing_port}
@@ -133,7 +142,10 @@ async def run_demo(ports: Dict[str, int], out=sys.stdout) -> None:  # type: igno
     from .app import App
     from ..config import loads
 
-    with tempfile.TemporaryDirectory(prefix="pyproxy-demo-") as root:
+    with tempfile.TemporaryDirectory(prefix="pyproxy-demo-") as root, tempfile.TemporaryDirectory(prefix="pyproxy-demo-keys-") as secrets:
+        keys = os.path.join(secrets, "dtab-keys")  # not in root: every file there is a service
+        with open(keys, "w") as f:
+            f.write(f"# the demo's signing key (signedOverrides of the edge)\ndemo {base64.b64encode(os.urandom(32)).decode()}\n")
         hello_port: List[int] = []
         v1: List[int] = []
         v2: List[int] = []
@@ -145,7 +157,7 @@ async def run_demo(ports: Dict[str, int], out=sys.stdout) -> None:  # type: igno
             for name, port in (("hello", hello_port[0]), ("world-v1", v1[0]), ("world-v2", v2[0])):
                 with open(os.path.join(root, name), "w") as f:
                     f.write(f"127.0.0.1 {port}\n")
-            text = demo_config(root, ports["admin"], ports["edge"], ports["ingress"], ports["outgoing"])
+            text = demo_config(root, ports["admin"], ports["edge"], ports["ingress"], ports["outgoing"], keys)
             app = App(loads(text))
             await nursery.start(app.run)
             addr = {name: srv.address for name, srv in app.listening()}
@@ -155,7 +167,9 @@ async def run_demo(ports: Dict[str, int], out=sys.stdout) -> None:  # type: igno
                 "Through the edge (clearContext: overrides from outside are ignored):\n"
                 f"  curl -H 'Host: www.hello.world' http://{addr['edge']}/\n\n"
                 "Through the internal ingress, with a per-request override to stage world-v2:\n"
-                f"  curl -H 'Host: www.hello.world' -H 'l5d-dtab: /host/world => /srv/world-v2;' http://{addr['ingress']}/\n",
+                f"  curl -H 'Host: www.hello.world' -H 'l5d-dtab: /host/world => /srv/world-v2;' http://{addr['ingress']}/\n\n"
+                "The same override, signed so that the edge accepts it from outside:\n"
+                f"  pyproxy stage world=world-v2 --router edge --host www.hello.world --admin http://{addr['admin']} --sign {keys}\n",
                 file=out,
                 flush=True,
             )

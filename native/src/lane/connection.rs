@@ -260,6 +260,13 @@ impl Core {
         let Some(route) = self.routes.get(&scan.key).cloned() else {
             return Err(Fate::Handoff);
         };
+        if route.until.is_some_and(|until| wall_ns() as f64 / 1e9 > until) {
+            return Err(Fate::Handoff); // a signed override past its expiry: the host says so
+        }
+        // The baggage sent on (None: members would be dropped for W3C's limits, which the host counts).
+        let Some(carried) = head::baggage_block(&scan, rules, !route.ctx_block.is_empty(), route.member.as_deref()) else {
+            return Err(Fate::Handoff);
+        };
         let body_len = req.content_length.max(0) as usize;
         if d.buf.len() < req.head_len + body_len {
             // a small body still arriving: wait for all of it (the header timeout bounds the wait)
@@ -289,7 +296,7 @@ impl Core {
             }
         };
         let (branch, slot, addr) = self.choose(env, d.server, &route)?;
-        let mut fwd = self.forward_head(&req, &scan, d.server, &route, branch, deadline);
+        let mut fwd = self.forward_head(&req, &scan, d.server, &route, branch, deadline, &carried);
         let (keep_down, head_request, req_minor, head_len) =
             (head::request_keep_alive(&req), req.method == b"HEAD", req.minor, req.head_len);
         drop(scan);
@@ -322,8 +329,9 @@ impl Core {
     }
 
     /// The request head as forwarded: the route's and branch's fields, a child trace of the
-    /// request's (or a new trace), a request id, the timestamp field, the deadline
-    /// (`(now, deadline)` in ns) when there is one.
+    /// request's (or a new trace), a request id, the override's fields and `carried` (the
+    /// baggage), the timestamp field, the deadline (`(now, deadline)` in ns) when there is one.
+    #[allow(clippy::too_many_arguments)]
     fn forward_head(
         &mut self,
         req: &h1::Request<'_>,
@@ -332,6 +340,7 @@ impl Core {
         route: &Route,
         branch: usize,
         deadline: Option<(u64, u64)>,
+        carried: &[u8],
     ) -> Vec<u8> {
         let parent = scan.parent.unwrap_or_else(|| TraceId::root(self.draws.id()));
         let trace = parent.child(self.draws.id());
@@ -342,7 +351,7 @@ impl Core {
             stamp.extend_from_slice(&head::deadline_field(now_ns, dl));
         }
         let block = &route.branches[branch].block;
-        head::request_head(req, scan, &server.rules, block, &trace.header(), &trace.reqid(), &route.ctx_block, &stamp)
+        head::request_head(req, scan, &server.rules, block, &trace.header(), &trace.reqid(), &route.ctx_block, carried, &stamp)
     }
 }
 

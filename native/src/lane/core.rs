@@ -90,6 +90,10 @@ pub(super) struct Route {
     pub(super) branches: Vec<Branch>,
     total: f64,
     pub(super) ctx_block: Vec<u8>,
+    /// The override's W3C baggage member (`key=value`), written first in `baggage` per request.
+    pub(super) member: Option<Vec<u8>>,
+    /// A signed override's end of validity (Unix seconds): later requests go to the host.
+    pub(super) until: Option<f64>,
     /// The service's `totalTimeoutMs` in seconds.
     pub(super) total_timeout: Option<f64>,
     released: Rc<RefCell<Vec<BranchId>>>,
@@ -208,8 +212,18 @@ impl Core {
     // === routes ===
 
     /// Installs a route under `key` (see [`super::head::route_key`]), with its service's
-    /// `totalTimeoutMs` (seconds); false without branches.
-    pub fn install(&mut self, key: Vec<u8>, branches: Vec<BranchSpec>, ctx_block: Vec<u8>, total_timeout: Option<f64>) -> bool {
+    /// `totalTimeoutMs` (seconds), the override's fixed fields (`ctx_block`) and W3C member, and a
+    /// signed override's end of validity (Unix seconds); false without branches.
+    #[allow(clippy::too_many_arguments)]
+    pub fn install(
+        &mut self,
+        key: Vec<u8>,
+        branches: Vec<BranchSpec>,
+        ctx_block: Vec<u8>,
+        total_timeout: Option<f64>,
+        member: Option<Vec<u8>>,
+        until: Option<f64>,
+    ) -> bool {
         if branches.is_empty() {
             return false;
         }
@@ -227,7 +241,8 @@ impl Core {
             self.routes = HashMap::new();
         }
         let total_timeout = total_timeout.filter(|t| t.is_finite() && *t > 0.0);
-        let route = Route { branches, total, ctx_block, total_timeout, released: Rc::clone(&self.released) };
+        let until = until.filter(|t| !t.is_nan());
+        let route = Route { branches, total, ctx_block, member, until, total_timeout, released: Rc::clone(&self.released) };
         self.routes.insert(key, Rc::new(route));
         true
     }

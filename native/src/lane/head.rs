@@ -1,6 +1,8 @@
-//! Heads as the lane forwards them: the rules of `pyproxy/headers.py` (`scan_request`),
-//! `pyproxy/router.py` (`_context`, the route key) and `pyproxy/exchange.py` (`_head`,
-//! `_response_fields`, `_relay`), for the requests the lane takes.
+//! Heads as the lane forwards them: the rules of `pyproxy/http/headers.py` (`scan_request`),
+//! `pyproxy/routing/router.py` (`_context`, the route key), `pyproxy/routing/overrides.py` and
+//! `pyproxy/http/baggage.py` (overrides in baggage, signed overrides at an edge) and
+//! `pyproxy/datapath/exchange.py` (`_head`, `_response_fields`, `_relay`), for the requests the
+//! lane takes.
 //!
 //! [`scan_request`] says whether the lane may take a request at all; anything it declines (a body,
 //! a deadline, a loop, no identifier value, ...) goes to the Python path, which answers it exactly
@@ -28,6 +30,8 @@ const XFCC: &[u8] = b"x-forwarded-client-cert";
 /// What a client cannot nominate away in `Connection`.
 const NOT_NOMINABLE: [&[u8]; 4] = [b"host", b"content-length", b"transfer-encoding", b"via"];
 const DTAB: &[u8] = b"l5d-dtab";
+/// The signature of an `l5d-dtab` at an edge with `signedOverrides` (`pyproxy.http.signature`).
+const DTAB_SIG: &[u8] = b"l5d-dtab-sig";
 const CTX_DTAB: &[u8] = b"l5d-ctx-dtab";
 const CTX_TRACE: &[u8] = b"l5d-ctx-trace";
 const CTX_DEADLINE: &[u8] = b"l5d-ctx-deadline";
@@ -61,6 +65,107 @@ pub struct ServerRules {
     /// Largest request body the lane buffers whole and can replay (`streamAfterContentLengthKB`):
     /// larger ones stream, on the trio path.
     pub stream_after: usize,
+    /// The carriers of overrides in baggage: the router's `dtabBaggage`, and at an edge the
+    /// member's scrub (None: neither).
+    pub carriers: Option<Carriers>,
+    /// An edge with `signedOverrides`: `l5d-dtab` and `l5d-dtab-sig` key the route (the host
+    /// installs routes only for valid signatures, with their expiry).
+    pub signed: bool,
+}
+
+/// W3C baggage's minimum limits: at least this many members and bytes are kept.
+pub const MAX_MEMBERS: usize = 64;
+pub const MAX_BYTES: usize = 8192;
+/// Carrier ids (`pyproxy.http.baggage`): W3C `baggage`, Jaeger `uberctx-<key>`, OpenTracing
+/// `ot-baggage-<key>`.
+pub const W3C: u8 = 0;
+
+/// How a listener treats the carriers of overrides (`pyproxy.http.baggage.BaggageRules`).
+#[derive(Clone, Debug)]
+pub struct Carriers {
+    /// The member's key (compared exactly).
+    pub key: Vec<u8>,
+    /// The carriers read, in order (the first holding the key wins); empty at an edge.
+    pub read: Vec<u8>,
+    /// The carriers whose fields are taken out of the request (and written back per the rules).
+    pub capture: [bool; 3],
+    /// `baggage`, `uberctx-<key>`, `ot-baggage-<key>`, lower case.
+    names: [Vec<u8>; 3],
+}
+
+impl Carriers {
+    pub fn new(key: &[u8], read: &[u8], capture: &[u8]) -> Carriers {
+        let lower = key.to_ascii_lowercase();
+        let mut c = [false; 3];
+        for &id in capture {
+            if let Some(x) = c.get_mut(usize::from(id)) {
+                *x = true;
+            }
+        }
+        Carriers {
+            key: key.to_vec(),
+            read: read.iter().copied().filter(|&id| id < 3).collect(),
+            capture: c,
+            names: [b"baggage".to_vec(), [b"uberctx-".as_slice(), &lower].concat(), [b"ot-baggage-".as_slice(), &lower].concat()],
+        }
+    }
+
+    /// The captured carrier a field belongs to.
+    fn carrier_of(&self, name: &[u8]) -> Option<usize> {
+        (0..3).find(|&i| self.capture[i] && eq(name, &self.names[i]))
+    }
+
+    /// The override member's raw texts in one carrier's captured values (empty: it holds none).
+    fn found<'a>(&self, id: usize, values: &[&'a [u8]]) -> Vec<&'a [u8]> {
+        if id == usize::from(W3C) {
+            members(values).filter(|m| member_key(m) == self.key.as_slice()).collect()
+        } else {
+            values.to_vec()
+        }
+    }
+}
+
+/// The list members of `baggage` values, trimmed, empty ones skipped (`baggage.members`).
+pub fn members<'a, 'b>(values: &'b [&'a [u8]]) -> impl Iterator<Item = &'a [u8]> + 'b {
+    values.iter().flat_map(|v| v.split(|&c| c == b',')).map(trim).filter(|m| !m.is_empty())
+}
+
+/// A member's key: its text up to the first `=` or `;`, trimmed (`baggage.member_key`).
+pub fn member_key(m: &[u8]) -> &[u8] {
+    let cut = m.iter().position(|&c| c == b'=' || c == b';').unwrap_or(m.len());
+    trim(&m[..cut])
+}
+
+/// The `baggage` value sent on: the received members without `key`'s, `ours` first, within W3C's
+/// limits (`baggage.rewrite`): `(value, members dropped)`, the value None when none is left.
+pub fn rewrite(values: &[&[u8]], key: &[u8], ours: Option<&[u8]>) -> (Option<Vec<u8>>, usize) {
+    let mut out: Vec<u8> = Vec::new();
+    let mut count = 0;
+    let mut dropped = 0;
+    if let Some(m) = ours {
+        if m.len() <= MAX_BYTES {
+            out.extend_from_slice(m);
+            count = 1;
+        } else {
+            dropped += 1;
+        }
+    }
+    for m in members(values) {
+        if member_key(m) == key {
+            continue;
+        }
+        let extra = m.len() + usize::from(count > 0);
+        if count < MAX_MEMBERS && out.len() + extra <= MAX_BYTES {
+            if count > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(m);
+            count += 1;
+        } else {
+            dropped += 1;
+        }
+    }
+    ((count > 0).then_some(out), dropped)
 }
 
 fn eq(name: &[u8], lower: &[u8]) -> bool {
@@ -95,6 +200,10 @@ pub struct Scan<'a> {
     pub parent: Option<super::trace::TraceId>,
     /// The received `l5d-ctx-deadline`: the strictest valid `(timestamp, deadline)` in ns.
     pub deadline: Option<(u64, u64)>,
+    /// The captured W3C `baggage` values (written back by [`baggage_block`]).
+    pub baggage: Vec<&'a [u8]>,
+    /// A captured carrier holds the override member.
+    pub present: bool,
 }
 
 /// ASCII whitespace as Python's `bytes.split()` splits on.
@@ -139,20 +248,32 @@ pub fn deadline_field(timestamp_ns: u64, deadline_ns: u64) -> Vec<u8> {
 /// The key a route is installed under: the server, the identifier's value and the override fields
 /// (`l5d-ctx-dtab` values, then `l5d-dtab` values, each joined by `\n`); the Python path builds
 /// the same bytes (`pyproxy.lane.route_key`).
-pub fn route_key(server: u16, ident: &[u8], ctx_dtab: &[&[u8]], dtab: &[&[u8]]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(4 + ident.len());
+///
+/// `extra`: what else decided the override (`routing.overrides.Resolved.extra`): `b<carrier>`
+/// and the raw member texts read from baggage, or `s` and the `l5d-dtab-sig` values at an edge
+/// with `signedOverrides`; appended after a third `\0` when not empty.
+pub fn route_key(server: u16, ident: &[u8], ctx_dtab: &[&[u8]], dtab: &[&[u8]], extra: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + ident.len() + extra.len());
     key.extend_from_slice(&server.to_le_bytes());
     key.extend_from_slice(ident);
     for part in [ctx_dtab, dtab] {
         key.push(0);
-        for (i, v) in part.iter().enumerate() {
-            if i > 0 {
-                key.push(b'\n');
-            }
-            key.extend_from_slice(v);
-        }
+        join(&mut key, part);
+    }
+    if !extra.is_empty() {
+        key.push(0);
+        key.extend_from_slice(extra);
     }
     key
+}
+
+fn join(out: &mut Vec<u8>, part: &[&[u8]]) {
+    for (i, v) in part.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(v);
+    }
 }
 
 /// Whether the lane takes `req` on a listener with `rules` (None: the Python path serves it).
@@ -180,9 +301,24 @@ pub fn scan_request<'a>(req: &Request<'a>, server: u16, rules: &ServerRules) -> 
     let mut dtab: Vec<&[u8]> = Vec::new();
     let mut trace: Option<&[u8]> = None;
     let mut deadlines: Vec<&[u8]> = Vec::new();
+    let mut captured: [Vec<&[u8]>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut sigs: Vec<&[u8]> = Vec::new();
+    let signed = edge && rules.signed;
     for f in &req.fields {
         let name = f.name;
         if any(name, &HOP_BY_HOP) || nominated(name) || eq(name, XFCC) {
+            continue;
+        }
+        if let Some(id) = rules.carriers.as_ref().and_then(|c| c.carrier_of(name)) {
+            captured[id].push(f.value);
+            continue;
+        }
+        if signed && eq(name, DTAB) {
+            dtab.push(f.value);
+            continue;
+        }
+        if signed && eq(name, DTAB_SIG) {
+            sigs.push(f.value);
             continue;
         }
         if is_l5d(name) {
@@ -236,13 +372,64 @@ pub fn scan_request<'a>(req: &Request<'a>, server: u16, rules: &ServerRules) -> 
         Some(t) => Some(super::trace::TraceId::from_header(t)?),
     };
     let deadline = parse_deadline(&deadlines).ok()?;
+    // What else decided the override: the member read from baggage, or the signature.
+    let mut extra = Vec::new();
+    let mut present = false;
+    if let Some(c) = &rules.carriers {
+        present = (0..3).any(|id| !c.found(id, &captured[id]).is_empty());
+        if edge && present {
+            return None; // the trio path removes the member and counts it
+        }
+        if !edge && present && ctx_dtab.is_empty() && dtab.is_empty() {
+            for &id in &c.read {
+                let raw = c.found(usize::from(id), &captured[usize::from(id)]);
+                if !raw.is_empty() {
+                    extra.extend_from_slice(&[b'b', b'0' + id]);
+                    join(&mut extra, &raw);
+                    break;
+                }
+            }
+        }
+    }
+    if signed && (!dtab.is_empty() || !sigs.is_empty()) {
+        extra.push(b's');
+        join(&mut extra, &sigs);
+    }
+    let [baggage, _, _] = captured;
     Some(Scan {
         kept,
         via,
-        key: route_key(server, ident, &ctx_dtab, &dtab),
+        key: route_key(server, ident, &ctx_dtab, &dtab, &extra),
         parent,
         deadline,
+        baggage,
+        present,
     })
+}
+
+/// The `baggage` field(s) sent on (`routing.overrides.resolve`): when an override is in play
+/// (`has_override`: the route carries one; or the request's carriers hold the member) the
+/// rewritten value with the route's `member` first; otherwise the received values as they came.
+/// None when the rewrite would drop members for W3C's limits (the trio path counts them).
+pub fn baggage_block(scan: &Scan<'_>, rules: &ServerRules, has_override: bool, member: Option<&[u8]>) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let Some(c) = rules.carriers.as_ref().filter(|c| c.capture[usize::from(W3C)]) else {
+        return Some(out);
+    };
+    if has_override || scan.present {
+        let (value, dropped) = rewrite(&scan.baggage, &c.key, if has_override { member } else { None });
+        if dropped > 0 {
+            return None;
+        }
+        if let Some(v) = value {
+            field(&mut out, b"baggage", &v);
+        }
+    } else {
+        for v in &scan.baggage {
+            field(&mut out, b"baggage", v);
+        }
+    }
+    Some(out)
 }
 
 fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -263,8 +450,8 @@ fn via_value(out: &mut Vec<u8>, received: &[&[u8]], ours: &[u8]) {
 }
 
 /// The request head sent upstream: the start line, the kept fields, `Via`, the route's
-/// `l5d-dst-*` block, trace and request id, the override block, `stamp` (the timestamp and
-/// deadline fields), and the framing field.
+/// `l5d-dst-*` block, trace and request id, the override block, the `baggage` block, `stamp`
+/// (the timestamp and deadline fields), and the framing field.
 #[allow(clippy::too_many_arguments)]
 pub fn request_head(
     req: &Request<'_>,
@@ -274,9 +461,10 @@ pub fn request_head(
     trace: &[u8],
     reqid: &[u8],
     ctx: &[u8],
+    carried: &[u8],
     stamp: &[u8],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + req.head_len + route.len() + ctx.len() + stamp.len());
+    let mut out = Vec::with_capacity(256 + req.head_len + route.len() + ctx.len() + carried.len() + stamp.len());
     out.extend_from_slice(req.method);
     out.push(b' ');
     out.extend_from_slice(req.target);
@@ -289,6 +477,7 @@ pub fn request_head(
     field(&mut out, b"l5d-ctx-trace", trace);
     field(&mut out, b"l5d-reqid", reqid);
     out.extend_from_slice(ctx);
+    out.extend_from_slice(carried);
     out.extend_from_slice(stamp); // the listener's timestampHeader field, if any
     if req.content_length >= 0 {
         field(&mut out, b"Content-Length", req.content_length.to_string().as_bytes());

@@ -21,7 +21,7 @@ use pyo3::types::{PyBytes, PyList};
 
 use super::balance::Balancer;
 use crate::h1;
-use crate::lane::head::{self, Body, ServerRules};
+use crate::lane::head::{self, Body, Carriers, ServerRules};
 use crate::lane::results::Hist;
 use crate::lane::{adopt_fd, release_fd, BranchId, BranchSpec, Core, Env, Event, ServerConfig};
 
@@ -314,9 +314,13 @@ impl Lane {
     /// `max_concurrent`: the listener's `maxConcurrentRequests` (shared with Python's count, see
     /// `set_active`).
     #[allow(clippy::too_many_arguments)]
+    /// `carriers`: `(key, carriers read, carriers captured)` of the listener's baggage rules
+    /// (`pyproxy.http.baggage.BaggageRules`, carrier ids as bytes); `signed`: an edge with
+    /// `signedOverrides`.
     #[pyo3(signature = (
         edge, via, max_call_depth, ident, max_line, max_head, max_headers, stream_after, idle_timeout,
-        header_timeout, timeout_response, access_log, timestamp_header, write_timeout = 60.0, max_concurrent = None
+        header_timeout, timeout_response, access_log, timestamp_header, write_timeout = 60.0, max_concurrent = None,
+        carriers = None, signed = false
     ))]
     fn add_server(
         &mut self,
@@ -335,6 +339,8 @@ impl Lane {
         timestamp_header: Option<Vec<u8>>,
         write_timeout: f64,
         max_concurrent: Option<usize>,
+        carriers: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+        signed: bool,
     ) -> usize {
         self.core.add_server(ServerConfig {
             rules: ServerRules {
@@ -346,6 +352,8 @@ impl Lane {
                 max_head,
                 max_headers,
                 stream_after,
+                carriers: carriers.map(|(key, read, capture)| Carriers::new(&key, &read, &capture)),
+                signed: edge && signed,
             },
             idle_timeout,
             header_timeout,
@@ -374,9 +382,19 @@ impl Lane {
 
     /// Installs a route: `branches` are `(weight, branch, balancer, endpoints, block,
     /// attempt_timeout)` with `endpoints` a list of `(slot, ip, port)`; `total_timeout`: the
-    /// service's `totalTimeoutMs` in seconds. False when an address is not an IP literal.
-    #[pyo3(signature = (key, branches, ctx_block, total_timeout = None))]
-    fn install(&mut self, key: Vec<u8>, branches: Vec<BranchArg>, ctx_block: Vec<u8>, total_timeout: Option<f64>) -> bool {
+    /// service's `totalTimeoutMs` in seconds; `ctx_block` the override's fixed fields, `member`
+    /// its W3C baggage member, `until` a signed override's end (Unix seconds). False when an
+    /// address is not an IP literal.
+    #[pyo3(signature = (key, branches, ctx_block, total_timeout = None, member = None, until = None))]
+    fn install(
+        &mut self,
+        key: Vec<u8>,
+        branches: Vec<BranchArg>,
+        ctx_block: Vec<u8>,
+        total_timeout: Option<f64>,
+        member: Option<Vec<u8>>,
+        until: Option<f64>,
+    ) -> bool {
         let mut parsed = Vec::with_capacity(branches.len());
         for (weight, obj, balancer, endpoints, block, attempt_timeout) in branches {
             let mut addrs = Vec::with_capacity(endpoints.len());
@@ -401,7 +419,7 @@ impl Lane {
                 attempt_timeout,
             })
             .collect();
-        let ok = self.core.install(key, specs, ctx_block, total_timeout);
+        let ok = self.core.install(key, specs, ctx_block, total_timeout, member, until);
         self.forget_released();
         ok
     }
@@ -484,10 +502,15 @@ impl Lane {
 
     /// The lane's request rules on one head, for the differential tests against the trio path:
     /// None when the lane declines it, else `(key, parent trace or None, deadline or None,
-    /// forwarded head)` with the given route block, trace and request id values, and override
-    /// block.
+    /// forwarded head or None)` with the given route block, trace and request id values, and
+    /// override block and W3C member (the head is None when the route's baggage could not be
+    /// written without dropping members: the lane declines it then).
     #[staticmethod]
     #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (
+        head, server, edge, via, max_call_depth, ident, route_block, trace, reqid, ctx_block, stream_after, stamp_block,
+        carriers = None, signed = false, member = None
+    ))]
     fn scan<'py>(
         py: Python<'py>,
         head: &[u8],
@@ -502,6 +525,9 @@ impl Lane {
         ctx_block: &[u8],
         stream_after: usize,
         stamp_block: &[u8],
+        carriers: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+        signed: bool,
+        member: Option<Vec<u8>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let rules = ServerRules {
             edge,
@@ -512,6 +538,8 @@ impl Lane {
             max_head: 1 << 20,
             max_headers: 1000,
             stream_after,
+            carriers: carriers.map(|(key, read, capture)| Carriers::new(&key, &read, &capture)),
+            signed: edge && signed,
         };
         let Ok(Some(req)) = h1::parse_request_head(head, rules.max_line, rules.max_head, rules.max_headers) else {
             return Err(PyValueError::new_err("not a complete, valid request head"));
@@ -520,7 +548,11 @@ impl Lane {
             return Ok(None);
         };
         let parent = scan.parent.map(|t| (t.span, t.parent, t.trace, t.flags));
-        let fwd = head::request_head(&req, &scan, &rules, route_block, trace, reqid, ctx_block, stamp_block);
+        let Some(carried) = head::baggage_block(&scan, &rules, !ctx_block.is_empty(), member.as_deref()) else {
+            let key = PyBytes::new(py, &scan.key);
+            return Ok(Some((key, parent, scan.deadline, None::<Py<PyAny>>).into_pyobject(py)?.into_any()));
+        };
+        let fwd = head::request_head(&req, &scan, &rules, route_block, trace, reqid, ctx_block, &carried, stamp_block);
         let key = PyBytes::new(py, &scan.key);
         Ok(Some((key, parent, scan.deadline, PyBytes::new(py, &fwd)).into_pyobject(py)?.into_any()))
     }
@@ -547,6 +579,8 @@ impl Lane {
             max_head: 1 << 20,
             max_headers: 1000,
             stream_after: 0,
+            carriers: None,
+            signed: false,
         };
         let Ok(Some(resp)) = h1::parse_response_head(head, rules.max_head, rules.max_headers) else {
             return Err(PyValueError::new_err("not a complete, valid response head"));

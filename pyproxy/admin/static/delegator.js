@@ -1,5 +1,8 @@
 // The dtab playground: evaluates a path through an editable dtab with POST /delegator.json and
-// draws the delegation tree (every dentry that fired, every alt/union branch, what each binds to).
+// draws the delegation tree (every dentry that fired, every alt/union branch, what each binds to);
+// and "where will my request go": a pasted request head through one of the router's servers
+// (POST /request-route.json): identification, each override used or ignored and why, the
+// effective dtab and its delegation tree.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -133,10 +136,110 @@
     timer = setTimeout(evaluate, 250);
   }
 
+  // === where will my request go: POST /request-route.json with the pasted head ===
+
+  let routeSeq = 0;
+  let routeTimer = null;
+
+  function fillServers() {
+    const r = currentRouter();
+    const select = $("server");
+    select.replaceChildren();
+    (r ? r.servers : []).forEach((s, i) => {
+      const marks = [s.clearContext ? "edge" : "", s.signedOverrides ? "signed overrides" : ""].filter(Boolean);
+      const o = el("option", "", `${s.ip}:${s.port}${marks.length ? ` (${marks.join(", ")})` : ""}`);
+      o.value = String(i);
+      select.appendChild(o);
+    });
+  }
+
+  function fact(dl, name, text, cls) {
+    dl.appendChild(el("dt", "", name));
+    dl.appendChild(el("dd", cls || "", text));
+  }
+
+  function routeError(text) {
+    const box = $("route-error");
+    box.textContent = text;
+    box.classList.remove("hidden");
+    $("route-facts").replaceChildren();
+    $("overrides").replaceChildren();
+    $("route-tree").replaceChildren();
+  }
+
+  function showRoute(answer) {
+    $("route-error").classList.add("hidden");
+    const dl = $("route-facts");
+    dl.replaceChildren();
+    const server = $("server").selectedOptions[0];
+    fact(dl, "router", answer.router);
+    fact(dl, "server", `${server ? server.textContent : ""}${answer.edge ? "" : " (inside: overrides accepted)"}`);
+    const id = answer.identification || {};
+    fact(dl, "identification", id.dst || id.error || "", id.dst ? "" : "refused");
+    if (answer.refused) fact(dl, "answer", `${answer.refused.status} ${answer.refused.message}`, "refused");
+    const lines = (answer.baseDtab || []).concat(answer.localDtab || []).map((d) => `${d.prefix} => ${d.dst};`);
+    fact(dl, "effective dtab", lines.length ? lines.join("\n") : "(empty)");
+    if ((answer.localDtab || []).length) fact(dl, "of which the request's", answer.localDtab.map((d) => `${d.prefix} => ${d.dst};`).join("\n"));
+    const ul = $("overrides");
+    ul.replaceChildren();
+    if (!answer.overrides.length) ul.appendChild(el("li", "empty", "no override: the router's dtab alone"));
+    answer.overrides.forEach((o) => {
+      const li = el("li", `override ${o.used ? "used" : "ignored"}`);
+      li.dataset.source = o.source;
+      li.appendChild(el("span", `badge ${o.used ? "used" : "ignored"}`, o.used ? "used" : "ignored"));
+      li.appendChild(el("span", "source", o.source));
+      li.appendChild(el("span", "value", o.value));
+      li.appendChild(el("span", "why", o.why));
+      ul.appendChild(li);
+    });
+    $("route-tree").replaceChildren(...(answer.tree ? [render(answer.tree, null)] : []));
+  }
+
+  async function evaluateRoute() {
+    const mine = ++routeSeq;
+    const text = $("request").value;
+    if (!text.trim()) {
+      $("route-error").classList.add("hidden");
+      $("route-facts").replaceChildren();
+      $("overrides").replaceChildren();
+      $("route-tree").replaceChildren();
+      $("route-status").textContent = "paste a request's header lines, e.g. Host: world";
+      return;
+    }
+    $("route-status").textContent = "evaluating\u2026";
+    let resp, body;
+    try {
+      resp = await fetch("/request-route.json", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ router: $("router").value, server: Number($("server").value || 0), request: text }),
+      });
+      body = await resp.text();
+    } catch (err) {
+      if (mine === routeSeq) routeError(`cannot reach the admin server: ${err}`);
+      return;
+    }
+    if (mine !== routeSeq) return;
+    if (!resp.ok) {
+      $("route-status").textContent = `${resp.status}`;
+      routeError(body || `${resp.status} ${resp.statusText}`);
+      return;
+    }
+    showRoute(JSON.parse(body));
+    $("route-status").textContent = `through ${$("router").value}`;
+  }
+
+  function scheduleRoute() {
+    clearTimeout(routeTimer);
+    routeTimer = setTimeout(evaluateRoute, 250);
+  }
+
   function selectRouter(resetDtab) {
     const r = currentRouter();
     if (r && resetDtab) $("dtab").value = dtabText(r);
+    fillServers();
     evaluate();
+    evaluateRoute();
   }
 
   async function start() {
@@ -156,7 +259,11 @@
     $("path").addEventListener("input", schedule);
     $("dtab").addEventListener("input", schedule);
     $("reset").addEventListener("click", () => selectRouter(true));
+    $("server").addEventListener("change", evaluateRoute);
+    $("request").addEventListener("input", scheduleRoute);
+    fillServers();
     evaluate();
+    evaluateRoute();
   }
 
   start();

@@ -61,6 +61,8 @@ pub fn rules() -> ServerRules {
         max_head: 8192,
         max_headers: 100,
         stream_after: 5120,
+        carriers: None,
+        signed: false,
     }
 }
 
@@ -119,9 +121,9 @@ impl Lane {
     /// Installs the route of `Host: web` with a total timeout (the service's) and an attempt
     /// timeout (its branch's client's), in seconds.
     pub fn route_timed(&mut self, id: BranchId, endpoints: Vec<(i64, SocketAddr)>, total: Option<f64>, attempt: Option<f64>) {
-        let key = route_key(self.server as u16, b"web", &[], &[]);
+        let key = route_key(self.server as u16, b"web", &[], &[], b"");
         let branch = BranchSpec { id, weight: 1.0, endpoints, block: BLOCK.to_vec(), attempt_timeout: attempt };
-        assert!(self.core.install(key, vec![branch], Vec::new(), total));
+        assert!(self.core.install(key, vec![branch], Vec::new(), total, None, None));
     }
 
     /// A new client connection adopted by the lane with `received` already read from it.

@@ -1,7 +1,10 @@
 //! The lane's header rules against hand-written expectations (the black-box tests in
 //! `tests/test_lane.py` compare the lane with the Python path on real sockets).
 
-use crate::lane::head::{deadline_field, parse_deadline, TooLarge, request_head, response_head, route_key, scan_request, trailer_block, Body, ServerRules};
+use crate::lane::head::{
+    baggage_block, deadline_field, parse_deadline, request_head, response_head, rewrite, route_key, scan_request, trailer_block, Body, Carriers,
+    ServerRules, TooLarge,
+};
 use crate::h1;
 
 fn rules(edge: bool) -> ServerRules {
@@ -14,6 +17,8 @@ fn rules(edge: bool) -> ServerRules {
         max_head: 8192,
         max_headers: 100,
         stream_after: 5120,
+        carriers: None,
+        signed: false,
     }
 }
 
@@ -26,8 +31,8 @@ fn a_plain_request_is_rewritten_like_the_python_path() {
     let text = b"GET /a HTTP/1.1\r\nHost: web\r\nConnection: x-gone, keep-alive\r\nX-Gone: 1\r\nVia: 1.1 other\r\nl5d-reqid: 5\r\nAccept: */*\r\nContent-Length: 0\r\n\r\n";
     let r = req(text);
     let scan = scan_request(&r, 7, &rules(false)).unwrap();
-    assert_eq!(scan.key, route_key(7, b"web", &[], &[]));
-    let head = request_head(&r, &scan, &rules(false), b"l5d-dst-service: /svc/web\r\n", b"T", b"R", b"", b"");
+    assert_eq!(scan.key, route_key(7, b"web", &[], &[], b""));
+    let head = request_head(&r, &scan, &rules(false), b"l5d-dst-service: /svc/web\r\n", b"T", b"R", b"", b"", b"");
     assert_eq!(
         head,
         b"GET /a HTTP/1.1\r\nHost: web\r\nAccept: */*\r\nVia: 1.1 other, 1.1 pyproxy-r\r\nl5d-dst-service: /svc/web\r\nl5d-ctx-trace: T\r\nl5d-reqid: R\r\nContent-Length: 0\r\n\r\n".to_vec()
@@ -39,9 +44,9 @@ fn overrides_are_part_of_the_key_except_at_an_edge() {
     let text = b"GET / HTTP/1.1\r\nHost: web\r\nl5d-dtab: /a=>/b\r\nL5D-CTX-DTAB: /c=>/d\r\nl5d-dtab: /e=>/f\r\n\r\n";
     let r = req(text);
     let inner = scan_request(&r, 1, &rules(false)).unwrap();
-    assert_eq!(inner.key, route_key(1, b"web", &[b"/c=>/d"], &[b"/a=>/b", b"/e=>/f"]));
+    assert_eq!(inner.key, route_key(1, b"web", &[b"/c=>/d"], &[b"/a=>/b", b"/e=>/f"], b""));
     let edge = scan_request(&r, 1, &rules(true)).unwrap();
-    assert_eq!(edge.key, route_key(1, b"web", &[], &[]));
+    assert_eq!(edge.key, route_key(1, b"web", &[], &[], b""));
     assert!(edge.kept.iter().all(|f| !f.name.starts_with(b"l5d") && !f.name.starts_with(b"L5D")));
 }
 
@@ -173,4 +178,48 @@ fn deadlines_are_read_as_the_python_path_reads_them() {
     assert_eq!(inner.deadline, Some((6, 90)));
     assert!(inner.kept.iter().all(|f| !f.name.eq_ignore_ascii_case(b"l5d-ctx-deadline")));
     assert_eq!(scan_request(&r, 0, &rules(true)).unwrap().deadline, None, "an edge ignores it");
+}
+
+fn with_carriers(edge: bool, signed: bool) -> ServerRules {
+    ServerRules { carriers: Some(Carriers::new(b"l5d-dtab", if edge { b"" } else { b"\x00\x01" }, b"\x00\x01\x02")), signed, ..rules(edge) }
+}
+
+#[test]
+fn a_baggage_member_keys_the_route_and_is_rewritten_first() {
+    let text = b"GET / HTTP/1.1\r\nHost: web\r\nbaggage: a=1, l5d-dtab=/x=>/y;p\r\nX: 1\r\n\r\n";
+    let r = req(text);
+    let rules = with_carriers(false, false);
+    let scan = scan_request(&r, 1, &rules).unwrap();
+    assert_eq!(scan.key, route_key(1, b"web", &[], &[], b"b0l5d-dtab=/x=>/y;p"));
+    assert!(scan.present && scan.kept.iter().all(|f| f.name != b"baggage"));
+    let block = baggage_block(&scan, &rules, true, Some(b"l5d-dtab=/x=>/y")).unwrap();
+    assert_eq!(block, b"baggage: l5d-dtab=/x=>/y,a=1\r\n".to_vec());
+    // l5d-dtab wins: the member is not read, but replaced on the way out
+    let r2 = req(b"GET / HTTP/1.1\r\nHost: web\r\nuberctx-l5d-dtab: /j\r\nl5d-dtab: /u=>/v\r\n\r\n");
+    assert_eq!(scan_request(&r2, 1, &rules).unwrap().key, route_key(1, b"web", &[], &[b"/u=>/v"], b""));
+}
+
+#[test]
+fn without_an_override_baggage_goes_on_as_it_came_and_over_the_limits_the_lane_declines() {
+    let rules = with_carriers(false, false);
+    let r = req(b"GET / HTTP/1.1\r\nHost: web\r\nbaggage: a=1 , b=2\r\n\r\n");
+    let scan = scan_request(&r, 1, &rules).unwrap();
+    assert_eq!(baggage_block(&scan, &rules, false, None).unwrap(), b"baggage: a=1 , b=2\r\n".to_vec());
+    let many: Vec<u8> = (0..64).map(|i| format!("m{i}=1")).collect::<Vec<_>>().join(",").into_bytes();
+    let text = [b"GET / HTTP/1.1\r\nHost: web\r\nbaggage: ".as_slice(), &many, b"\r\n\r\n"].concat();
+    let r = req(&text);
+    let scan = scan_request(&r, 1, &rules).unwrap();
+    assert!(baggage_block(&scan, &rules, true, Some(b"l5d-dtab=/a")).is_none());
+    assert_eq!(rewrite(&[&many], b"l5d-dtab", Some(b"l5d-dtab=/a")).1, 1);
+}
+
+#[test]
+fn an_edge_hands_over_a_member_and_keys_signed_overrides() {
+    let r = req(b"GET / HTTP/1.1\r\nHost: web\r\nbaggage: l5d-dtab=/x\r\n\r\n");
+    assert!(scan_request(&r, 1, &with_carriers(true, false)).is_none());
+    let r = req(b"GET / HTTP/1.1\r\nHost: web\r\nl5d-dtab: /a=>/b\r\nl5d-dtab-sig: kid=k; exp=1; sig=S\r\nbaggage: c=1\r\n\r\n");
+    let signed = scan_request(&r, 1, &with_carriers(true, true)).unwrap();
+    assert_eq!(signed.key, route_key(1, b"web", &[], &[b"/a=>/b"], b"skid=k; exp=1; sig=S"));
+    let unsigned = scan_request(&r, 1, &with_carriers(true, false)).unwrap();
+    assert_eq!(unsigned.key, route_key(1, b"web", &[], &[], b""));
 }
