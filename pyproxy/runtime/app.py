@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import logging
 import random
-import signal
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -420,19 +419,4 @@ def _forwarded_rule(cfg: Any, router_label: str) -> Forwarded:
         return Labeler(tag_of(c)[1], getattr(c, "label", None), router_label)
 
     return Forwarded(labeler(cfg.by), labeler(cfg.for_))
-
-
-async def run_until_signal(app: App) -> None:
-    """Run ``app``; SIGTERM or SIGINT starts a graceful stop."""
-    async with trio.open_nursery() as nursery:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-
-            async def watch() -> None:
-                async for _ in signals:
-                    app.stop()
-                    return
-
-            nursery.start_soon(watch)
-            await app.run()
-            nursery.cancel_scope.cancel()
 

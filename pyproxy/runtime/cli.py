@@ -197,7 +197,8 @@ def _run(args: argparse.Namespace) -> int:
     defer_unused()  # before trio is imported: OpenSSL stays out of the serving process until used
     import trio
 
-    from .app import App, run_until_signal
+    from .app import App
+    from .signals import run_until_signal
     from .logs import configure
 
     level = args.log_level or os.environ.get("PYPROXY_LOG")
@@ -264,13 +265,14 @@ def _namerd(args: argparse.Namespace) -> int:
         if args.validate:
             return EXIT_OK
         config.require_built()
-        from .namerd import NamerdApp, run_namerd
+        from .namerd import NamerdApp
+        from .signals import run_until_signal
 
         app = NamerdApp(config)
     except ConfigError as exc:
         print(f"pyproxy: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return _serve(run_namerd, app)
+    return _serve(run_until_signal, app)
 
 
 def _leaves(exc: BaseException) -> List[BaseException]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import logging
 import random
-import signal
 import sys
 from typing import Any, List, Optional
 
@@ -31,7 +30,7 @@ from ..namerd.http import HttpServer
 from ..namerd.store import DtabStore
 from .discovery import Discovery
 
-__all__ = ["NamerdApp", "build_store", "run_namerd"]
+__all__ = ["NamerdApp", "build_store"]
 
 log = logging.getLogger("pyproxy.namerd")
 
@@ -141,17 +140,3 @@ class NamerdApp:
                 except Exception:  # noqa: BLE001 - discovery trouble must not stop namerd
                     log.exception("io.l5d.fs: cannot refresh %s", fs.root)
 
-
-async def run_namerd(app: NamerdApp) -> None:
-    """Run ``app``; SIGTERM or SIGINT stops it."""
-    async with trio.open_nursery() as nursery:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-
-            async def watch() -> None:
-                async for _ in signals:
-                    app.stop()
-                    return
-
-            nursery.start_soon(watch)
-            await app.run()
-            nursery.cancel_scope.cancel()
