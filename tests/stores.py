@@ -22,6 +22,8 @@ from typing import Iterator, List, Optional
 
 import pytest
 
+from proxyproc import child_options
+
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 ZK_JARS = ["/usr/share/java/zookeeper.jar"]
 ZK_CONF_DIR = "/etc/zookeeper/conf"
@@ -49,7 +51,8 @@ class _Process:
 
     def start(self, timeout: float = 30.0) -> None:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, start_new_session=True)
+            self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
+                                         **child_options())  # type: ignore[call-overload]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

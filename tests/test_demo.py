@@ -13,14 +13,14 @@ from typing import List, Tuple
 import pytest
 
 from conftest import TWINS
-from proxyproc import raw, split_response
+from proxyproc import child_options, raw, split_response
 
 
 def _start(impl: str) -> Tuple[subprocess.Popen, List[str]]:
     env = dict(os.environ, PYPROXY_IMPL=impl, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pyproxy", "demo", "--admin-port", "0", "--edge-port", "0", "--ingress-port", "0", "--outgoing-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, **child_options(),  # type: ignore[arg-type]
     )
     lines: List[str] = []
     deadline = time.monotonic() + 20

@@ -243,3 +243,46 @@ def test_streams_end_when_their_clients_leave(namerd: ProxyProcess, ctl: Addr) -
         time.sleep(0.1)
     assert metrics["interface/io.l5d.httpController/connections"] == 0
     assert api(admin, "GET", "/admin/ping")[2] == b"pong"
+
+
+def test_a_client_that_floods_its_watch_is_dropped_not_buffered(namerd: ProxyProcess, ctl: Addr) -> None:
+    """What a client sends while its watch is open is kept for its next request up to a bound
+    (``PIPELINE_BYTES``); past it, the connection closes. Without the bound a watch lasts for days
+    and everything sent on it accumulates in namerd's memory."""
+    import socket
+
+    from pyproxy.namerd.http import PIPELINE_BYTES
+
+    s = socket.create_connection(ctl, timeout=10)
+    try:
+        s.sendall(b"GET /api/1/bind/default?path=/svc/world&watch=true HTTP/1.1\r\nHost: namerd\r\n\r\n")
+        first = b""
+        while b"/#/io.l5d.fs/world" not in first and len(first) < 65536:  # the head, then the document
+            got = s.recv(65536)
+            assert got, first
+            first += got
+        assert first.startswith(b"HTTP/1.1 200")
+        piece = b"x" * 65536
+        sent, closed = 0, False
+        while sent < 4 * PIPELINE_BYTES:  # bounded: the server must close well before this
+            try:
+                s.sendall(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            sent += len(piece)
+        if not closed:
+            s.settimeout(10)
+            try:
+                closed = s.recv(65536) == b"" or s.recv(65536) == b""
+            except ConnectionResetError:
+                closed = True
+        assert closed, f"namerd kept a watch open after {sent} bytes sent on it"
+    finally:
+        s.close()
+    assert api(namerd.addr("admin"), "GET", "/admin/ping")[2] == b"pong"
+    line = "a client sent more than"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(line in x for x in namerd.stderr_lines):
+        time.sleep(0.05)
+    assert any(line in x for x in namerd.stderr_lines)

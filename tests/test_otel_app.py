@@ -27,7 +27,7 @@ from typing import Dict, Iterator, Tuple
 
 import pytest
 
-from proxyproc import ProxyProcess, admin_json
+from proxyproc import ProxyProcess, admin_json, child_options
 
 from pyproxy.http.signature import sign
 
@@ -110,7 +110,7 @@ routers:
             env = dict(os.environ, OTEL_PROPAGATORS=propagators, PYTHONUNBUFFERED="1")
             self.hello = subprocess.Popen(
                 [sys.executable, os.path.join(HERE, "otel_hello.py"), f"{host}:{port}"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **child_options(),  # type: ignore[arg-type]
             )
             line = self._first_line(20.0)
             assert line.startswith("listening "), f"hello did not start: {line!r}"

@@ -8,6 +8,7 @@ requests keep being served.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -24,7 +25,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from conftest import TWINS
-from proxyproc import READY, raw
+from proxyproc import READY, child_options, raw
 from upstream import Origin
 
 
@@ -35,7 +36,7 @@ def _start(config: str, impl: str, extra_env: Optional[Dict[str, str]] = None) -
         f.write(config)
     env = dict(os.environ, PYPROXY_IMPL=impl, PYTHONUNBUFFERED="1", **(extra_env or {}))
     proc = subprocess.Popen([sys.executable, "-m", "pyproxy", "run", "--workers", "2", path],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, **child_options())  # type: ignore[call-overload]
     addrs: Dict[str, Tuple[str, int]] = {}
     deadline = time.monotonic() + 60
     assert proc.stderr is not None
@@ -315,3 +316,30 @@ def test_a_killed_worker_is_restarted_while_requests_keep_succeeding(group: Grou
             assert _get(group.addrs["group"], "/text/again")[0] == 200
         count = json.loads(_get((host, int(port)), "/admin/metrics.json")[1]).get(served, 0)
     assert count > 0
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")  # a zombie serves nothing
+    except FileNotFoundError:
+        return True
+
+
+def test_workers_stop_when_their_supervisor_is_killed() -> None:
+    """A supervisor killed outright (SIGKILL, the OOM killer) takes its workers with it: none is
+    left serving the ports unsupervised."""
+    g = Group("pure")
+    try:
+        pids = [w["pid"] for w in g.workers()]
+        assert len(pids) == 2 and not any(_gone(p) for p in pids)
+        os.kill(g.proc.pid, signal.SIGKILL)
+        g.proc.wait(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not all(_gone(p) for p in pids):
+            time.sleep(0.1)
+        assert all(_gone(p) for p in pids), [p for p in pids if not _gone(p)]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(g.proc.pid, signal.SIGKILL)
+        g.close()

@@ -6,8 +6,9 @@ within :data:`READ_TIMEOUT` once begun (else ``408``); an idle connection closes
 :data:`IDLE_TIMEOUT`. A handler answers with :meth:`Responder.whole` or opens a chunked stream
 (:meth:`Responder.stream`, the API's ``watch=true``) and writes documents to it until the client
 goes away: while a handler runs, the connection is read too, so a client that closes ends its
-stream (and whatever the handler was waiting on) at once. Errors inside a handler are answered 500
-with one log line, never a traceback to the client.
+stream (and whatever the handler was waiting on) at once; what it sends meanwhile is kept for the
+next request up to :data:`PIPELINE_BYTES`, and a client that sends more is disconnected. Errors
+inside a handler are answered 500 with one log line, never a traceback to the client.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import trio
 
 from ..errors import ListenError
 
-__all__ = ["ApiRequest", "Responder", "HttpServer", "MAX_BODY"]
+__all__ = ["ApiRequest", "Responder", "HttpServer", "MAX_BODY", "PIPELINE_BYTES"]
 
 log = logging.getLogger("pyproxy.namerd")
 
@@ -34,6 +35,11 @@ READ_TIMEOUT = 10.0
 IDLE_TIMEOUT = 60.0
 #: After refusing a request, what the client still sends is read for this long (at most this much).
 LINGER_SECONDS, LINGER_BYTES = 2.0, 16 << 20
+#: What a client may send (pipelined requests) while its request is being answered: one more request
+#: of the largest size. The connection is read during an answer only to see the client leave; a
+#: client that sends more than this during a watch, which can last for days, is dropped rather than
+#: buffered without end.
+PIPELINE_BYTES = MAX_BODY + (64 << 10)
 
 
 class ApiRequest:
@@ -255,10 +261,16 @@ class HttpServer:
 
         async def watch(scope: trio.CancelScope) -> None:
             nonlocal gone
+            held = 0
             try:
                 while True:
                     data = await sock.receive_some(65536)
                     if not data:
+                        break
+                    held += len(data)
+                    if held > PIPELINE_BYTES:
+                        log.warning("namerd %s: a client sent more than %d bytes during one answer (%s %s); closing its connection",
+                                    self.name, PIPELINE_BYTES, req.method, req.path)
                         break
                     conn.receive_data(data)  # a pipelined request: kept for the next cycle
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, h11.RemoteProtocolError):

@@ -232,11 +232,12 @@ def _run(args: argparse.Namespace) -> int:
 
             passed = ["--log-format", args.log_format] + (["--log-level", level] if level else [])
             return trio.run(Supervisor(config, args.config, args.workers, passed).run)
-        app = _worker_app(config) or App(config)
+        worker = _worker_app(config)
+        app = worker or App(config)
     except ConfigError as exc:
         print(f"pyproxy: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return _serve(run_until_signal, app)
+    return _serve(run_until_signal, app, os.getppid() if worker is not None else None)
 
 
 def _namerd(args: argparse.Namespace) -> int:
