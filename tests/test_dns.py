@@ -63,6 +63,22 @@ def test_the_resolver_cache_is_bounded_and_keeps_what_clients_observe() -> None:
     stop()
 
 
+def test_a_forgotten_name_moves_the_version_and_the_name_just_asked_is_never_forgotten() -> None:
+    from pyproxy.naming.system import SystemNamer
+
+    r = InetResolver(max_names=2)
+    system = SystemNamer(r)
+    stops = [r.resolve("127.0.0.1", str(p)).observe(lambda _: None) for p in (1, 2)]  # both in use
+    before = system.version
+    new = r.resolve("127.0.0.1", "3")  # over the bound, yet every other name is observed
+    assert r.resolve("127.0.0.1", "3") is new  # kept: its caller is using it
+    assert system.version == before
+    for stop in stops:
+        stop()
+    r.resolve("127.0.0.1", "4")  # now the unobserved oldest go
+    assert len(r) <= 2 and system.version > before  # cached bindings holding them bind again
+
+
 class _Lookups:
     """A lookup whose answers the test sets; counts calls and the threads they ran on."""
 

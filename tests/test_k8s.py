@@ -232,6 +232,48 @@ def test_watched_services_are_bounded(k8s: FakeK8s) -> None:
     _run(k8s, body, max_services=5)
 
 
+def test_an_evicted_service_makes_cached_bindings_bind_again(k8s: FakeK8s) -> None:
+    # A router caches bindings until the namer's version moves. The address set of an evicted
+    # service is no longer updated, so the eviction must move the version, and binding the name again
+    # must give an address set that follows the API.
+    k8s.apply(_ep("svc-0", "10.0.0.1"))
+
+    async def body(namer: K8sNamer, fake: FakeK8s) -> None:
+        first = (await _lookup(namer, "/default/http/svc-0")).value.addr
+        before = namer.version
+        for i in range(1, 4):
+            await _lookup(namer, f"/default/http/svc-{i}")
+        assert ("default", "svc-0", None) not in namer._services
+        assert namer.version != before
+        again = (await _lookup(namer, "/default/http/svc-0")).value.addr
+        assert again is not first
+        fake.apply(_ep("svc-0", "10.0.0.2"))
+        await _until(lambda: _hosts(again) == {("10.0.0.2", 80, "a")}, "the new address set to follow the API")
+
+    _run(k8s, body, max_services=2)
+
+
+def test_address_sets_per_service_are_bounded(k8s: FakeK8s) -> None:
+    # The port segment of a name can come from a request's override: a port per request must not
+    # grow a service's state without end. Observed sets stay; the rest go, and the version moves.
+    from pyproxy.discovery.namers.k8s import MAX_PORTS
+
+    k8s.apply(endpoints("default", "web", addresses=[("10.0.0.1", "a")], ports={"http": 80}))
+
+    async def body(namer: K8sNamer, _: FakeK8s) -> None:
+        kept = (await _lookup(namer, "/default/http/web")).value.addr
+        stop = kept.observe(lambda _: None)  # a client uses it
+        before = namer.version
+        for i in range(3 * MAX_PORTS):
+            assert await _lookup(namer, f"/default/port-{i}/web") is Neg
+        svc = namer._services[("default", "web", None)]
+        assert len(svc.vars) <= MAX_PORTS
+        assert svc.vars["http"] is kept and namer.version != before
+        stop()
+
+    _run(k8s, body)
+
+
 def _ep(name: str, ip: str, port: int = 80) -> Any:
     return endpoints("default", name, addresses=[(ip, "a")], ports={"http": port})
 

@@ -193,3 +193,54 @@ def test_thrift_and_mesh_interpreters_validate_and_run_names_the_http_one() -> N
             assert f"$.routers[0].interpreter.kind: {kind} (use io.l5d.namerd.http, namerd's HTTP interface)" in run.stderr
         finally:
             os.unlink(f.name)
+
+
+def test_an_evicted_bind_watch_makes_routers_bind_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bind watches are bounded (least recently bound out first). A router may cache what an
+    evicted watch answered, which nothing follows any more, so an eviction moves the interpreter's
+    version (routers compare it before using a cached binding) and binding the name again watches again."""
+    import trio
+
+    from pyproxy.discovery.interpreters import namerd as interp_mod
+    from pyproxy.errors import NamePending
+    from pyproxy.naming import Dtab, Path
+
+    root = tempfile.mkdtemp(prefix="namerd-evict-")
+    for name in ("a", "b", "c"):
+        with open(os.path.join(root, name), "w") as f:
+            f.write("127.0.0.1 8081\n")
+    namerd = start_namerd(
+        "admin: {ip: 127.0.0.1, port: 0}\n"
+        "storage:\n  kind: io.l5d.inMemory\n  namespaces:\n    default: |\n      /svc => /#/io.l5d.fs;\n"
+        f"namers:\n- kind: io.l5d.fs\n  rootDir: {root}\n"
+        "interfaces:\n- kind: io.l5d.httpController\n  ip: 127.0.0.1\n  port: 0\n"
+    )
+    monkeypatch.setattr(interp_mod, "MAX_WATCHES", 2)
+    addr = namerd.addr("io.l5d.httpController")
+
+    async def bound(it: "interp_mod.NamerdHttpInterpreter", name: str) -> object:
+        with trio.fail_after(10):
+            while True:
+                try:
+                    return it.bind(Dtab(), Path.read(f"/svc/{name}"))
+                except NamePending as pending:
+                    await pending.ready.wait()  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        it = interp_mod.NamerdHttpInterpreter(lambda: [addr], f"/$/inet/{addr[0]}/{addr[1]}", "default")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(it.run)
+            await bound(it, "a")
+            await bound(it, "b")
+            before = it.version
+            await bound(it, "c")  # pushes the watch of /svc/a out
+            # one move for the answer about /svc/c, one for the eviction
+            assert it.state_json()["binds"] == 2 and it.version >= before + 2
+            tree = await bound(it, "a")  # watched again, answered again
+            assert tree.value.id.show == "/#/io.l5d.fs/a"  # type: ignore[attr-defined]
+            nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    finally:
+        namerd.stop()

@@ -56,12 +56,15 @@ class InetResolver:
     as ``pyproxy delegate``), or a subclass resolves them asynchronously (the running proxy's
     :class:`pyproxy.discovery.dns.DnsResolver`). Without either, a host name fails with a message
     saying so. The cache is bounded (``max_names``; names come from requests' ``l5d-dtab`` too):
-    past it, the least recently asked-for names that no client observes any more are forgotten.
+    past it, the least recently asked-for names that no client observes any more are forgotten, and
+    :attr:`version` moves (a binding cached elsewhere may hold a forgotten set, which is no longer
+    kept fresh: routers compare the version before using a cached binding).
     """
 
     def __init__(self, lookup: Optional[HostLookup] = None, max_names: int = 10_000) -> None:
         self._lookup = lookup
         self.max_names = max_names
+        self.version = 0
         self._cache: "OrderedDict[Tuple[str, str], AddrVar]" = OrderedDict()
 
     def resolve(self, host: str, port_text: str) -> AddrVar:
@@ -82,7 +85,7 @@ class InetResolver:
             var = AddrVar(AddrBound((Address(literal, port),))) if literal is not None else self.host_var(host, port)
         self._cache[key] = var
         if len(self._cache) > self.max_names:
-            self._evict()
+            self._evict(key)
         return var
 
     def host_var(self, host: str, port: int) -> AddrVar:
@@ -91,14 +94,16 @@ class InetResolver:
             return AddrVar(AddrFailed(f"{host}: host names are resolved by a running proxy, not here"))
         return AddrVar(self._lookup(host, port))
 
-    def _evict(self) -> None:
+    def _evict(self, added: Tuple[str, str]) -> None:
+        """Unobserved names out, oldest first; never the one just ``added`` (about to be used)."""
         for key in list(self._cache):
             if len(self._cache) <= self.max_names:
                 return
             var = self._cache[key]
-            if not var.observed:
+            if key != added and not var.observed:
                 del self._cache[key]
                 self.forget(var)
+                self.version += 1
 
     def forget(self, var: AddrVar) -> None:
         """``var`` left the cache (a subclass stops keeping it fresh)."""
@@ -277,6 +282,11 @@ class SystemNamer(Namer):
         ):
             self._classes[name] = RewritingNamer(fn)
         self._classes["io.buoyant.rinet"] = RinetNamer(self.resolver, "io.buoyant.rinet")
+
+    @property
+    def version(self) -> Optional[int]:  # type: ignore[override]
+        """Moves when the resolver forgets a name (see :class:`InetResolver`)."""
+        return self.resolver.version
 
     def register(self, class_name: str, namer: Namer) -> None:
         """Make ``/$/<class_name>/...`` reach ``namer`` (the way Finagle loads a class by name)."""

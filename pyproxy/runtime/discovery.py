@@ -48,7 +48,7 @@ class Discovery:
         self.k8s_namers: List[Tuple[str, "K8sNamer"]] = []  # (prefix shown, namer): admin state, metrics
         self._apis: Dict[Tuple[str, int, bool], "KubeApi"] = {}
         self._gateway_namers: Dict[Tuple[str, int], "K8sNamer"] = {}
-        self._versioned: List[Namer] = []
+        self._versioned: List[Namer] = [system]  # /$/inet names can be forgotten (evicted) too
         self._ingresses: Dict[Tuple[Any, ...], Any] = {}
         self._config_maps: List[Any] = []
         self.namerd_interpreters: Dict[int, Any] = {}  # router index -> its io.l5d.namerd.http interpreter
@@ -154,7 +154,9 @@ class Discovery:
     # === transformers ===
 
     def _transformers(self, cfgs: Any, key: str) -> List[Transformer]:
-        return [self._transformer(c, f"{key}[{i}]") for i, c in enumerate(cfgs)]
+        made = [self._transformer(c, f"{key}[{i}]") for i, c in enumerate(cfgs)]
+        self._versioned.extend(made)  # type: ignore[arg-type] # evictions move their versions
+        return made
 
     def _transformer(self, cfg: Any, key: str) -> Transformer:
         kind = tag_of(cfg)[1]

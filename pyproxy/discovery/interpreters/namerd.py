@@ -150,6 +150,9 @@ class NamerdHttpInterpreter:
             while len(self._binds) > MAX_WATCHES:
                 _, old = self._binds.popitem(last=False)
                 old.scope.cancel()
+                # a router may have cached what this watch answered, which nothing follows now:
+                # moving the version makes it bind again (and so watch again)
+                self.version += 1
         else:
             self._binds.move_to_end(key)
         if w.value is None:
@@ -183,20 +186,22 @@ class NamerdHttpInterpreter:
             w.value = var
             self._addrs[key] = (w, var)
             self._start.send_nowait(w)
-            self._evict_addrs()
+            self._evict_addrs(key)
         if var.value is ADDR_PENDING and seen is not ADDR_PENDING:
             var.update(seen)  # the bind answer already says where it is: no need to wait for the addr stream
         return var
 
-    def _evict_addrs(self) -> None:
+    def _evict_addrs(self, added: Tuple[bytes, ...]) -> None:
+        """Unobserved address watches out, oldest first; never the one just ``added``."""
         if len(self._addrs) <= MAX_ADDR_WATCHES:
             return
         for key, (w, var) in list(self._addrs.items()):
             if len(self._addrs) <= MAX_ADDR_WATCHES:
                 return
-            if not var.observed:
+            if key != added and not var.observed:
                 w.scope.cancel()
                 del self._addrs[key]
+                self.version += 1  # as for a bind watch: cached bindings holding ``var`` bind again
 
     def state_json(self) -> Dict[str, Any]:
         return {"dst": self.dst, "namespace": self.namespace, "binds": len(self._binds), "addrs": len(self._addrs),

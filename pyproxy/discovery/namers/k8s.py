@@ -43,12 +43,15 @@ from ..k8s.api import KubeApi
 from ..k8s.objects import ServiceEndpoints, port_mappings
 from ..k8s.watch import Ready, Watch
 
-__all__ = ["K8sNamer", "MAX_SERVICES", "NODE_NAME", "SHARE_AT"]
+__all__ = ["K8sNamer", "MAX_PORTS", "MAX_SERVICES", "NODE_NAME", "SHARE_AT"]
 
 log = logging.getLogger("pyproxy.k8s")
 
 #: Services watched at most by one namer.
 MAX_SERVICES = 10_000
+#: Address sets kept per service, one per port name or number asked (the port segment of a name
+#: can come from a request's override, so it is bounded like the services).
+MAX_PORTS = 16
 #: Services of one namespace watched one by one at most; from this many on, one watch of the namespace.
 SHARE_AT = 32
 #: The label that names an EndpointSlice's service.
@@ -131,8 +134,21 @@ class _Service:
     def var(self, port: str) -> AddrVar:
         var = self.vars.get(port)
         if var is None:
+            if len(self.vars) >= MAX_PORTS:
+                self._forget_ports()
             var = self.vars[port] = AddrVar(self.state(port))
         return var
+
+    def _forget_ports(self) -> None:
+        """Drop the address sets nobody observes (oldest first) down to half the bound. A binding
+        cached elsewhere may still hold one, which would no longer follow the endpoints: the
+        namer's version moves so that every cached binding is computed again."""
+        for port, var in list(self.vars.items()):
+            if len(self.vars) < MAX_PORTS // 2:
+                break
+            if not var.observed:
+                del self.vars[port]
+        self.namer.version += 1
 
 
 class _Namespace:
@@ -258,6 +274,9 @@ class K8sNamer(Namer):
                     if shared is not None and shared.services.get(old.name) is old:
                         del shared.services[old.name]
                     del self._services[old_key]
+                    # A binding cached by a router or namerd may hold this service's address sets,
+                    # which no watch updates any more: moving the version makes them bind again.
+                    self.version += 1
         return svc
 
     def _start(self, svc: _Service) -> None:

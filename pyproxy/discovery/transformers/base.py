@@ -4,6 +4,8 @@ A :class:`Transformer` rewrites one bound name (:meth:`Transformer.transform_bou
 transformer's prefix (``/%/io.l5d.port/4141`` ++ id), its address set is a
 :class:`~pyproxy.naming.name.DerivedAddrVar` of the original's, kept in a bounded cache by original
 id so that binding the same name again hands out the same live set (clients keep observing it).
+An evicted set stops following its source, so an eviction moves the transformer's ``version``
+(counted among the namers' versions that routers compare before using a cached binding).
 :class:`TransformingInterpreter` applies transformers, in order, to every tree an interpreter binds
 and to the delegation trees it explains (a ``transformation`` node per rewritten leaf);
 :class:`TransformingNamer` does the same for one namer's answers (``namers[].transformers``).
@@ -51,6 +53,7 @@ class Transformer:
     def __init__(self, prefix: Path, max_names: int = MAX_NAMES) -> None:
         self.prefix = PERCENT + prefix  # /%/<prefix>
         self.max_names = max_names
+        self.version = 0  # moves when a derived set is evicted (see the module documentation)
         self._vars: "OrderedDict[Tuple[bytes, ...], DerivedAddrVar]" = OrderedDict()
 
     def derive(self, source: AddrVar) -> DerivedAddrVar:
@@ -62,7 +65,7 @@ class Transformer:
         var = self._vars.get(key)
         if var is None:
             var = self._vars[key] = self.derive(bound.addr)
-            self._evict()
+            self._evict(key)
         else:
             self._vars.move_to_end(key)
         return Bound(self.prefix + bound.id, bound.residual, var, bound.weight)
@@ -70,15 +73,18 @@ class Transformer:
     def transform(self, tree: NameTree) -> NameTree:
         return map_leaves(tree, lambda b: Leaf(self.transform_bound(b)))
 
-    def _evict(self) -> None:
+    def _evict(self, added: Tuple[bytes, ...]) -> None:
+        """Unobserved sets out, oldest first, down to ``max_names``; never the one just ``added``
+        (its caller is about to use it), so with every other set observed the cache stays over."""
         if len(self._vars) <= self.max_names:
             return
         for key, var in list(self._vars.items()):
             if len(self._vars) <= self.max_names:
                 return
-            if not var.observed:
+            if key != added and not var.observed:
                 var.close()
                 del self._vars[key]
+                self.version += 1
 
 
 class TransformingInterpreter:
