@@ -110,7 +110,7 @@ class Env:
             ("session", "  client: {clientSession: {idleTimeMs: 200}}\n", server),
             ("failfast", "  client:\n    failFast: true\n    failureAccrual: {kind: io.l5d.consecutiveFailures, failures: 100}\n", server),
             ("slowfail", "  client:\n    failureAccrual: {kind: io.l5d.consecutiveFailures, failures: 100}\n", server),
-            ("cache", "  originator: true\n  bindingCache: {clients: 2, idleTtlSecs: 2}\n", server),
+            ("cache", "  originator: true\n  bindingCache: {clients: 2, paths: 2, idleTtlSecs: 2}\n", server),
             ("timed", "", "{ip: 127.0.0.1, port: 0, timeoutMs: 300}"),
             ("life", "", "{ip: 127.0.0.1, port: 0, serverSession: {lifeTimeMs: 300}}"),
             ("sockets", "", "{ip: 127.0.0.1, port: 0, socketOptions: {keepAlive: true, backlog: 7}}"),
@@ -207,13 +207,19 @@ def test_binding_cache_bounds_clients_and_evicts_idle_ones(env: Env) -> None:
     def live() -> List[str]:
         return [k for k in env.metrics() if k.startswith("rt/cache/client/") and k.endswith("/loadbalancer/size")]
 
+    def scopes(kind: str) -> List[str]:  # the metric scopes of clients or services (by their counters)
+        return [k for k in env.metrics() if k.startswith(f"rt/cache/{kind}/") and k.endswith("/requests")]
+
     assert len(live()) <= 2  # bindingCache.clients
+    assert len(scopes("client")) <= 2  # an evicted client's metrics go with it
     deadline = time.monotonic() + 10
-    while live() and time.monotonic() < deadline:  # idleTtlSecs: 2, swept every second
+    while (live() or scopes("client") or scopes("service")) and time.monotonic() < deadline:  # idleTtlSecs: 2, swept every second
         time.sleep(0.1)
-    assert live() == []
-    assert env.get("cache", "a")[0] == 200  # made again on demand
-    assert env.metrics()["rt/cache/originator"] == 1
+    assert live() == [] and scopes("client") == [] and scopes("service") == []
+    assert env.get("cache", "a")[0] == 200  # made again on demand, its metrics from zero
+    m = env.metrics()
+    assert m["rt/cache/originator"] == 1
+    assert m["rt/cache/service/svc/a/requests"] == 1 and m["rt/cache/client/#/io.l5d.fs/a/requests"] == 1
 
 
 def test_server_timeout_answers_503_in_time(env: Env) -> None:

@@ -242,6 +242,40 @@ def test_router_stats_names(reg: Registry) -> None:
     assert isinstance(rt.service("/svc/hello"), RequestStats)
 
 
+def test_a_dropped_client_takes_every_metric_it_registered(reg: Registry) -> None:
+    rt = RouterStats(reg, "out")
+    c = rt.client("/#/io.l5d.fs/world")
+    c.record(200, 1)
+    c.record(503, 2, failure="ConnectionFailed")
+    c.record_requeue()
+    rt.client_service("/#/io.l5d.fs/world", "/svc/hello").record(200, 1)
+    rt.client("/#/io.l5d.fs/earth").record(200, 1)
+    rt.drop_client("/#/io.l5d.fs/world")
+    reg.snapshot()  # a forgotten histogram is no longer rotated or shown
+    assert not [k for k in flat(reg) if "/world/" in k]
+    assert flat(reg)["rt/out/client/#/io.l5d.fs/earth/requests"] == 1
+    assert rt.client("/#/io.l5d.fs/world").requests.value == 0  # a new client starts from zero
+
+
+def test_service_scopes_go_when_idle_and_past_the_bound_the_idle_ones_first(reg: Registry) -> None:
+    rt = RouterStats(reg, "out")
+    for name in ("a", "b", "c", "d"):
+        rt.service(f"/svc/{name}").record(200, 1)
+    assert rt.sweep(idle_sweeps=3, most=10) == 0  # each served since the last sweep
+    rt.service("/svc/a").record(200, 1)
+    rt.service("/svc/b").record(200, 1)
+    assert rt.sweep(idle_sweeps=3, most=10) == 0  # c and d idle for one sweep
+    rt.service("/svc/a").record(200, 1)
+    assert rt.sweep(idle_sweeps=3, most=2) == 2  # over the bound: the longest idle (c, d) go, not b
+    names = {k.split("/")[4] for k in flat(reg) if k.endswith("/requests")}
+    assert names == {"a", "b"}
+    for _ in range(3):
+        rt.service("/svc/a").record(200, 1)
+        rt.sweep(idle_sweeps=3, most=10)
+    assert {k.split("/")[4] for k in flat(reg) if k.endswith("/requests")} == {"a"}  # b idle for 3 sweeps
+    assert flat(reg)["rt/out/service/svc/a/requests"] == 6
+
+
 # === tree form and subtrees ===
 
 

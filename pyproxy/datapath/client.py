@@ -365,15 +365,17 @@ class Clients:
     At most ``capacity`` clients (``bindingCache.clients``); past it, and for clients unused for
     ``idle_ttl`` seconds (``bindingCache.idleTtlSecs``), the least recently used client with no
     request outstanding is closed (its pools too) and forgotten; a later request makes it again.
-    ``on_evict`` runs for each (whoever caches routes to the client forgets them).
+    ``on_close(client)`` runs for each client evicted (its metrics go), then ``on_evict`` once per
+    eviction (whoever caches routes to the clients forgets them).
     """
 
     def __init__(self, make: Callable[[Bound], "Client"], capacity: int = 1000, idle_ttl: float = 600.0,
-                 on_evict: Optional[Callable[[], None]] = None) -> None:
+                 on_evict: Optional[Callable[[], None]] = None, on_close: Optional[Callable[["Client"], None]] = None) -> None:
         self._make = make
         self.capacity = max(1, capacity)
         self.idle_ttl = idle_ttl
         self.on_evict = on_evict
+        self.on_close = on_close
         self._clients: Dict[str, "Client"] = {}
         self.evictions = 0
 
@@ -408,6 +410,8 @@ class Clients:
             if eligible(c) and not c.busy():
                 del self._clients[key]
                 c.close()
+                if self.on_close is not None:
+                    self.on_close(c)
                 gone += 1
         if gone:
             self.evictions += gone

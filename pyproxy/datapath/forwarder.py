@@ -56,16 +56,21 @@ class Forwarder:
     def __init__(
         self, router: Router, stats: Optional[RouterStats] = None, observers: Optional[Observers] = None,
         rng: Optional[random.Random] = None, clients: int = 1000, idle_ttl: float = 600.0, bounds: int = 1000,
+        paths: int = 1000,
     ) -> None:
-        """``clients``, ``idle_ttl``, ``bounds``: ``bindingCache.clients``, ``.idleTtlSecs`` and
-        ``.bounds`` (the route fields kept per logical and bound name)."""
+        """``clients``, ``idle_ttl``, ``bounds``, ``paths``: ``bindingCache.clients``, ``.idleTtlSecs``,
+        ``.bounds`` (the route fields kept per logical and bound name) and ``.paths`` (also the
+        service scopes of the metrics kept past their idle sweeps)."""
         self.router = router
         self.params = router.params
         self.label = router.label
         self.stats = stats or RouterStats(Registry(), router.label)
         self.observers = observers or Observers()
         self.rng = rng or random.Random()
-        self.clients = Clients(self._new_client, clients, idle_ttl, on_evict=self._forget_routes)
+        self.clients = Clients(self._new_client, clients, idle_ttl, on_evict=self._forget_routes,
+                               on_close=lambda c: self.stats.drop_client(c.id))
+        self.idle_ttl = idle_ttl
+        self.paths = paths
         self._dst_fields: Lru[Tuple[Path, Bound], List[Tuple[bytes, bytes]]] = Lru(bounds)
         #: where routes this router decided are installed for the lane, with the lane's listener
         #: index of each server and the identifier header the lane keys by (None: no lane)
@@ -77,6 +82,14 @@ class Forwarder:
     def _forget_routes(self) -> None:
         if self.routes is not None:
             self.routes.clear_routes()
+
+    def sweep(self) -> None:
+        """Once a second: idle pools and clients (:meth:`Clients.sweep`), and the service scopes
+        of the metrics idle past ``idleTtlSecs`` or over ``bindingCache.paths``; the lane's routes
+        hold service scopes, so they are dropped when one goes."""
+        self.clients.sweep()
+        if self.stats.sweep(max(1, int(self.idle_ttl)), self.paths):
+            self._forget_routes()
 
     def use_route_table(self, routes: RouteTable, ident: bytes) -> None:
         """Install qualifying routes in ``routes``, keyed by the identifier header ``ident``."""

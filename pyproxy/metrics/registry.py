@@ -65,7 +65,7 @@ class Registry:
         self.clock = clock
         self.interval = interval
         self.metrics: Dict[Key, Metric] = {}
-        self._histograms: List[Histogram] = []
+        self._histograms: Dict[int, Histogram] = {}  # by id: forgetting one is O(1)
         self._collectors: List[Collector] = []
         self._last = clock()
 
@@ -80,7 +80,7 @@ class Registry:
         if m is None:
             m = self.metrics[key] = make()
             if kind is Histogram:
-                self._histograms.append(m)  # type: ignore[arg-type]
+                self._histograms[id(m)] = m  # type: ignore[assignment]
         elif type(m) is not kind:
             raise ValueError(f"{'/'.join(key)} is already a {type(m).__name__.lower()}")
         return m
@@ -104,12 +104,16 @@ class Registry:
         self._collectors.append(fn)
 
     def remove(self, prefix: Key) -> None:
-        """Forget every metric under ``prefix`` (e.g. a client that was closed)."""
+        """Forget every metric under ``prefix`` (a scan of every metric: see :meth:`forget`)."""
         n = len(prefix)
-        for key in [k for k in self.metrics if k[:n] == prefix]:
-            m = self.metrics.pop(key)
+        self.forget([k for k in self.metrics if k[:n] == prefix])
+
+    def forget(self, keys: Iterable[Key]) -> None:
+        """Forget the metrics at ``keys`` (those of a closed client, an idle service)."""
+        for key in keys:
+            m = self.metrics.pop(key, None)
             if type(m) is Histogram:
-                self._histograms.remove(m)  # type: ignore[arg-type]
+                self._histograms.pop(id(m), None)
 
     # === snapshots ===
 
@@ -124,7 +128,7 @@ class Registry:
 
     def snapshot(self) -> None:
         """Rotate every histogram now."""
-        for h in self._histograms:
+        for h in self._histograms.values():
             h.rotate()
 
     # === export ===
@@ -236,6 +240,10 @@ class Scope:
 
     def scope(self, *elems: str) -> "Scope":
         return Scope(self.registry, self.prefix + tuple(elems))
+
+    def key(self, name: str) -> Key:
+        """The registry key of ``name`` below this scope."""
+        return self.prefix + _split(name)
 
     def counter(self, name: str) -> Counter:
         return self.registry.counter(self.prefix + _split(name))

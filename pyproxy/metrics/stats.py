@@ -1,11 +1,19 @@
-"""Per-request stats of one scope (:class:`RequestStats`) and the scopes of one router (:class:`RouterStats`)."""
+"""Per-request stats of one scope (:class:`RequestStats`) and the scopes of one router (:class:`RouterStats`).
+
+Names come from requests (a service scope per logical name, a client scope per bound name), so the
+scopes of a router are bounded as its other per-name state is: a client's scope goes when the
+client is evicted (:meth:`RouterStats.drop_client`), and a service's when it has served nothing for
+``bindingCache.idleTtlSecs`` or, past ``bindingCache.paths`` services, when it served nothing since
+the last sweep (:meth:`RouterStats.sweep`). A scope that comes back starts from zero, as a restarted
+process's would (Prometheus reads that as a counter reset).
+"""
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from .histogram import ZERO_BUCKET, Histogram
-from .registry import Counter, Registry, Scope
+from .registry import Counter, Key, Registry, Scope
 
 __all__ = ["RequestStats", "RouterStats"]
 
@@ -13,17 +21,34 @@ __all__ = ["RequestStats", "RouterStats"]
 class RequestStats:
     """What one scope counts per request (server, service, client, client x service)."""
 
-    __slots__ = ("scope", "requests", "success", "failures", "latency", "_status", "_failures", "_retries")
+    __slots__ = ("scope", "requests", "success", "failures", "latency", "_status", "_failures", "_retries",
+                 "_keys", "seen", "idle")
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
-        self.requests = scope.counter("requests")
-        self.success = scope.counter("success")
-        self.failures = scope.counter("failures")
-        self.latency = scope.histogram("request_latency_ms")
+        self._keys: List[Key] = []  # what this scope registered (forgotten whole by drop)
+        self.requests = self._counter("requests")
+        self.success = self._counter("success")
+        self.failures = self._counter("failures")
+        self.latency = self._histogram("request_latency_ms")
         self._status: Dict[int, Tuple[Counter, ...]] = {}
         self._failures: Dict[str, Counter] = {}
         self._retries: Optional[Tuple[Counter, Histogram, Counter, Counter]] = None
+        self.seen = 0  # requests at the last sweep
+        self.idle = 0  # sweeps since the last request
+
+    def _counter(self, name: str) -> Counter:
+        self._keys.append(self.scope.key(name))
+        return self.scope.counter(name)
+
+    def _histogram(self, name: str) -> Histogram:
+        self._keys.append(self.scope.key(name))
+        return self.scope.histogram(name)
+
+    def drop(self) -> None:
+        """Take this scope's metrics out of the registry (what is recorded here afterwards is lost)."""
+        self.scope.registry.forget(self._keys)
+        self._keys = []
 
     def record(self, status: int, latency_ms: float, failure: Optional[str] = None, success: Optional[bool] = None) -> None:
         """Count one finished request (see the module docstring for the arguments)."""
@@ -43,7 +68,7 @@ class RequestStats:
         if failure:
             c = self._failures.get(failure)
             if c is None:
-                c = self._failures[failure] = self.scope.counter("failures/" + failure)
+                c = self._failures[failure] = self._counter("failures/" + failure)
             c.value += 1
 
     def record_batch(self, status: int, count: int, latency: tuple) -> None:
@@ -77,16 +102,16 @@ class RequestStats:
         (self._retries or self._retry_metrics())[3].value += 1
 
     def _retry_metrics(self) -> Tuple[Counter, Histogram, Counter, Counter]:
-        s = self.scope
-        r = (s.counter("retries/total"), s.histogram("retries/per_request"), s.counter("retries/budget_exhausted"), s.counter("retries/requeues"))
+        r = (self._counter("retries/total"), self._histogram("retries/per_request"), self._counter("retries/budget_exhausted"),
+             self._counter("retries/requeues"))
         self._retries = r
         return r
 
     def _status_counters(self, status: int) -> Tuple[Counter, ...]:
         if 100 <= status <= 999:
-            out: Tuple[Counter, ...] = (self.scope.counter(f"status/{status}"), self.scope.counter(f"status/{status // 100}XX"))
+            out: Tuple[Counter, ...] = (self._counter(f"status/{status}"), self._counter(f"status/{status // 100}XX"))
         else:
-            out = (self.scope.counter("status/error"),)
+            out = (self._counter("status/error"),)
         self._status[status] = out
         return out
 
@@ -135,3 +160,39 @@ class RouterStats:
             s = RequestStats(self.root.scope("client", client_id.lstrip("/"), "service", name.lstrip("/")))
             self._client_services[(client_id, name)] = s
         return s
+
+    # === bounds (see the module documentation) ===
+
+    def drop_client(self, client_id: str) -> None:
+        """The client ``client_id`` was evicted: its scopes go (with its per-service ones)."""
+        s = self._clients.pop(client_id, None)
+        if s is not None:
+            s.drop()
+        for key in [k for k in self._client_services if k[0] == client_id]:
+            self._client_services.pop(key).drop()
+
+    def sweep(self, idle_sweeps: int, most: int) -> int:
+        """One sweep of the service scopes: those without a request for ``idle_sweeps`` sweeps go,
+        then, while more than ``most`` remain, those without one since the last sweep (the longest
+        idle first). Returns how many went."""
+        gone = 0
+        for table in (self._services, self._client_services):
+            idle: List[Tuple[int, object]] = []
+            for key, s in list(table.items()):
+                n = s.requests.value
+                if n != s.seen:
+                    s.seen, s.idle = n, 0
+                    continue
+                s.idle += 1
+                if s.idle >= idle_sweeps:
+                    del table[key]  # type: ignore[arg-type]
+                    s.drop()
+                    gone += 1
+                else:
+                    idle.append((s.idle, key))
+            if len(table) > most:
+                idle.sort(key=lambda t: -t[0])
+                for _, key in idle[: len(table) - most]:
+                    table.pop(key).drop()  # type: ignore[call-overload]
+                    gone += 1
+        return gone

@@ -176,7 +176,8 @@ class App:
         router = Router(params, random.Random(self.rng.getrandbits(64)))
         observers = Observers(self.telemetry.recent, self.telemetry.tracer, self._access_log(index, rc))
         bc = rc.binding_cache
-        forwarder = Forwarder(router, self.telemetry.router(rc.label), observers, router.rng, bc.clients, float(bc.idle_ttl_secs), bc.bounds)
+        forwarder = Forwarder(router, self.telemetry.router(rc.label), observers, router.rng, bc.clients, float(bc.idle_ttl_secs),
+                              bc.bounds, bc.paths)
         if rc.originator:  # Linkerd's marker for de-duplicating stats of linker-to-linker hops
             self.telemetry.metrics.scope("rt", rc.label).gauge("originator", lambda: 1)
         self.routers.append(router)
@@ -339,11 +340,12 @@ class App:
             access_log.close()
 
     async def _sweep_clients(self) -> None:
-        """Once a second: idle pooled connections past their time, idle clients past bindingCache's TTL."""
+        """Once a second: idle pooled connections past their time, idle clients and service
+        metrics past bindingCache's TTL (:meth:`Forwarder.sweep`)."""
         while True:
             await trio.sleep(1.0)
             for f in self.forwarders:
-                f.clients.sweep()
+                f.sweep()
 
     async def _watch_fs(self) -> None:
         while True:
