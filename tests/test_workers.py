@@ -343,3 +343,16 @@ def test_workers_stop_when_their_supervisor_is_killed() -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(g.proc.pid, signal.SIGKILL)
         g.close()
+
+
+def test_a_workers_log_line_without_end_is_passed_on_in_pieces() -> None:
+    from pyproxy.runtime.workers import MAX_LOG_LINE, split_lines
+
+    assert split_lines(b"one\ntw", b"o\nthr") == ([b"one", b"two"], b"thr")
+    lines, rest = b"", b""
+    held = []
+    for _ in range(5):  # 5 x 32 KiB without a newline: never more than the bound held
+        got, rest = split_lines(rest, b"x" * (MAX_LOG_LINE // 2))
+        lines += b"".join(got)
+        held.append(len(rest))
+    assert max(held) <= MAX_LOG_LINE and len(lines) + len(rest) == 5 * (MAX_LOG_LINE // 2)

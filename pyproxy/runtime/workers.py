@@ -47,6 +47,8 @@ from .app import admin_read_timeout
 __all__ = ["Supervisor", "WORKER_ENV"]
 
 WORKER_ENV = "PYPROXY_WORKER"
+#: The longest piece of a worker's stderr the supervisor holds before passing it on.
+MAX_LOG_LINE = 64 << 10
 _READY = re.compile(r"pyproxy: listening name=(\S+) addr=(\S+)")
 _TEXT = b"text/plain; charset=utf-8"
 #: A worker that dies is restarted, at most this many times per minute.
@@ -143,8 +145,7 @@ class Supervisor:
             assert w.proc.stderr is not None
             buf = b""
             async for chunk in w.proc.stderr:
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
+                lines, buf = split_lines(buf, chunk)
                 for line in lines:
                     text = line.decode("utf-8", "replace")
                     m = _READY.search(text)
@@ -242,6 +243,16 @@ class Supervisor:
                 "admin": f"{w.admin[0]}:{w.admin[1]}" if w.admin is not None else None, "restarts": w.restarts,
             })
         return out
+
+
+def split_lines(buf: bytes, chunk: bytes) -> Tuple[List[bytes], bytes]:
+    """The whole lines of ``buf + chunk`` and the rest; a rest longer than :data:`MAX_LOG_LINE`
+    (a line without end) is passed on as a line of its own rather than kept growing."""
+    *lines, rest = (buf + chunk).split(b"\n")
+    if len(rest) > MAX_LOG_LINE:
+        lines.append(rest)
+        rest = b""
+    return lines, rest
 
 
 def merge_metrics(parts: List[List[list]]) -> List[Tuple[Key, Any, str]]:
