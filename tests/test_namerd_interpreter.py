@@ -244,3 +244,25 @@ def test_an_evicted_bind_watch_makes_routers_bind_again(monkeypatch: pytest.Monk
         trio.run(main)
     finally:
         namerd.stop()
+
+
+def test_address_watches_evict_unobserved_ones_never_the_new_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Address watches are bounded too: past the bound the oldest one nobody observes goes (and the
+    version moves, as for a bind watch), but never the one just asked for, even when every other
+    one is observed (its caller would get a set no watch keeps current)."""
+    from pyproxy.discovery.interpreters import namerd as interp_mod
+    from pyproxy.naming import Path
+
+    monkeypatch.setattr(interp_mod, "MAX_ADDR_WATCHES", 2)
+    it = interp_mod.NamerdHttpInterpreter(lambda: [], "/$/inet/127.0.0.1/1", "default")
+    a = it.addr_var(Path.read("/#/io.l5d.fs/a"))
+    b = it.addr_var(Path.read("/#/io.l5d.fs/b"))
+    stops = [a.observe(lambda _: None), b.observe(lambda _: None)]  # both in use
+    before = it.version
+    c = it.addr_var(Path.read("/#/io.l5d.fs/c"))
+    assert it.addr_var(Path.read("/#/io.l5d.fs/c")) is c and it.version == before  # kept: just asked for
+    for stop in stops:
+        stop()
+    it.addr_var(Path.read("/#/io.l5d.fs/d"))  # now the oldest unobserved go
+    assert it.state_json()["addrs"] <= 2 and it.version > before
+    assert it.addr_var(Path.read("/#/io.l5d.fs/a")) is not a  # watched again if asked again
