@@ -356,3 +356,24 @@ def test_a_workers_log_line_without_end_is_passed_on_in_pieces() -> None:
         lines += b"".join(got)
         held.append(len(rest))
     assert max(held) <= MAX_LOG_LINE and len(lines) + len(rest) == 5 * (MAX_LOG_LINE // 2)
+
+
+def test_a_port_in_use_is_one_line_naming_the_listener_and_exit_2() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)  # a listening socket: SO_REUSEPORT from another user cannot share it
+    port = taken.getsockname()[1]
+    d = tempfile.mkdtemp(prefix="pyproxy-workers-")
+    path = os.path.join(d, "config.yaml")
+    with open(path, "w") as f:
+        f.write(f"admin: {{ip: 127.0.0.1, port: 0}}\nrouters:\n- protocol: http\n  dtab: /svc => /$/nil\n"
+                f"  servers: [{{ip: 127.0.0.1, port: {port}}}]\n")
+    try:
+        r = subprocess.run([sys.executable, "-m", "pyproxy", "run", "--workers", "2", path],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        taken.close()
+        shutil.rmtree(d, ignore_errors=True)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr  # before: an ExceptionGroup traceback naming nothing
+    assert r.stderr.strip().splitlines()[-1] == f"pyproxy: $.routers[0].servers[0]: cannot listen on 127.0.0.1:{port}: Address already in use"

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Optional, Tuple
 import trio
 
 from .. import _impl
-from ..errors import ListenError, RemoteProtocolError
+from ..errors import RemoteProtocolError
+from ..listener import Listener
 from ..http.message import Request, reason_phrase, serialize_response_head
 from ..datapath.server import TIMEOUT_RESPONSE
 from ..datapath.stream import Body, Conn
@@ -62,42 +63,18 @@ async def read_request(conn: Conn, read_timeout: float) -> Optional[Tuple[Reques
     return None
 
 
-class AdminServer:
+class AdminServer(Listener):
     """The admin listener of a running proxy (``admin.ip``/``admin.port``)."""
 
     def __init__(self, view: "ProxyView", telemetry: "Telemetry", ip: str, port: int, read_timeout: float = DEFAULT_READ_TIMEOUT) -> None:
-        self.ip = ip
-        self.port = port
+        super().__init__(ip, port, "$.admin", self._connection)
         self.read_timeout = read_timeout
         self.routes = AdminRoutes(view, telemetry)
-        self.listeners: list = []
         self.connections = 0
         self._idle: set = set()
-        self._accepting = trio.CancelScope()
-
-    @property
-    def address(self) -> str:
-        host, port = self.listeners[0].socket.getsockname()[:2]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-    async def bind(self) -> None:
-        try:
-            self.listeners = await trio.open_tcp_listeners(self.port, host=self.ip)
-        except OSError as exc:
-            raise ListenError(f"$.admin: cannot listen on {self.ip}:{self.port}: {exc.strerror or exc}") from None
-
-    async def serve(self, *, task_status: "trio.TaskStatus[None]" = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            # Connections live in this nursery; the accept loops in their own scope, which drain()
-            # cancels, so stopping to accept never interrupts a request in flight.
-            with self._accepting:
-                task_status.started()
-                await trio.serve_listeners(self._connection, self.listeners, handler_nursery=nursery)
-            for listener in self.listeners:
-                await listener.aclose()
 
     def drain(self) -> None:
-        self._accepting.cancel()
+        super().drain()
         for scope in list(self._idle):
             scope.cancel()
 

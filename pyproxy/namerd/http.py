@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 import trio
 
-from ..errors import ListenError
+from ..listener import Listener
 
 __all__ = ["ApiRequest", "Responder", "HttpServer", "MAX_BODY", "PIPELINE_BYTES"]
 
@@ -132,42 +132,16 @@ def _reason(status: int) -> bytes:
 Handler = Callable[[ApiRequest, Responder], Awaitable[None]]
 
 
-class HttpServer:
-    """A listener whose every request goes to ``handler``; ``name`` is its readiness-line name."""
+class HttpServer(Listener):
+    """A listener whose every request goes to ``handler``; ``name`` is its readiness-line name.
+    Draining it ends its watch streams too (they never end by themselves)."""
 
     def __init__(self, name: str, ip: str, port: int, handler: Handler, key: str = "") -> None:
+        super().__init__(ip, port, key, self._connection, cancel_at_drain=True)
         self.name = name
-        self.ip = ip
-        self.port = port
         self.handler = handler
-        self.key = key
-        self.listeners: list = []
         self.connections = 0
         self.streams = 0  # streaming answers open now
-        self._accepting = trio.CancelScope()
-
-    @property
-    def address(self) -> str:
-        host, port = self.listeners[0].socket.getsockname()[:2]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-    async def bind(self) -> None:
-        try:
-            self.listeners = await trio.open_tcp_listeners(self.port, host=self.ip)
-        except OSError as exc:
-            raise ListenError(f"{self.key}: cannot listen on {self.ip}:{self.port}: {exc.strerror or exc}") from None
-
-    async def serve(self, *, task_status: "trio.TaskStatus[None]" = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            with self._accepting:
-                task_status.started()
-                await trio.serve_listeners(self._connection, self.listeners, handler_nursery=nursery)
-            for listener in self.listeners:
-                await listener.aclose()
-            nursery.cancel_scope.cancel()  # streams never end by themselves
-
-    def drain(self) -> None:
-        self._accepting.cancel()
 
     async def _read_request(self, conn: h11.Connection, sock: trio.abc.Stream) -> Optional[Tuple[h11.Request, bytes]]:
         """The next request and its whole body; None at the end of the connection (answered

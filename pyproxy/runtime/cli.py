@@ -194,8 +194,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from .footprint import defer_unused
 
-    defer_unused()  # before trio is imported: OpenSSL stays out of the serving process until used
-    import trio
+    defer_unused()  # before trio is imported (by _serve): OpenSSL stays out of the serving process until used
 
     from .app import App
     from .signals import run_until_signal
@@ -231,7 +230,7 @@ def _run(args: argparse.Namespace) -> int:
             from .workers import Supervisor
 
             passed = ["--log-format", args.log_format] + (["--log-level", level] if level else [])
-            return trio.run(Supervisor(config, args.config, args.workers, passed).run)
+            return _serve(Supervisor(config, args.config, args.workers, passed).run)
         worker = _worker_app(config)
         app = worker or App(config)
     except ConfigError as exc:

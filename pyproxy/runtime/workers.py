@@ -38,7 +38,8 @@ from ..admin.security import Security
 from ..admin.server import IDLE_TIMEOUT, read_request
 from ..config.base import tag_of
 from ..datapath.fetch import fetch
-from ..errors import RemoteProtocolError
+from ..listener import Listener
+from ..errors import ListenError, RemoteProtocolError
 from ..http.message import Request, reason_phrase, serialize_response_head
 from ..datapath.stream import Conn
 from ..metrics import Histogram, Key, Number, Summary, tree_of
@@ -89,7 +90,12 @@ class Supervisor:
                 s = socket.socket(socket.AF_INET6 if ":" in sc.ip else socket.AF_INET)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                s.bind((sc.ip, sc.port))  # not listening: it only holds the port number
+                try:
+                    s.bind((sc.ip, sc.port))  # not listening: it only holds the port number
+                except OSError as exc:
+                    for held in self._reserved + [s]:
+                        held.close()
+                    raise ListenError(f"$.routers[{i}].servers[{j}]: cannot listen on {sc.ip}:{sc.port}: {exc.strerror or exc}") from None
                 self._reserved.append(s)
                 self.ports[(i, j)] = s.getsockname()[1]
                 self.labels[(i, j)] = (rc.label, sc.ip)
@@ -105,14 +111,14 @@ class Supervisor:
                     await w.ready.wait()
             for s in self._reserved:
                 s.close()
-            listeners = await trio.open_tcp_listeners(admin_cfg.port, host=admin_cfg.ip)
+            admin = Listener(admin_cfg.ip, admin_cfg.port, "$.admin", self._admin_connection)
+            await admin.bind()
             for key in sorted(self.ports):
                 label, ip = self.labels[key]
                 addr = f"[{ip}]" if ":" in ip else ip
                 print(f"pyproxy: listening name={label} addr={addr}:{self.ports[key]}", file=sys.stderr, flush=True)
-            host, port = listeners[0].socket.getsockname()[:2]
-            print(f"pyproxy: listening name=admin addr={host}:{port}", file=sys.stderr, flush=True)
-            nursery.start_soon(trio.serve_listeners, self._admin_connection, listeners)
+            print(f"pyproxy: listening name=admin addr={admin.address}", file=sys.stderr, flush=True)
+            await nursery.start(admin.serve)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
                     break
