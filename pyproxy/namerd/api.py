@@ -185,10 +185,7 @@ class HttpController:
                 await _pending(pending, changes, gen)
                 continue
             except PyproxyError as exc:
-                if out is None:
-                    return await rsp.whole(500, f"{exc}\n".encode(), _TEXT)
-                await out.send(f"{exc}\n".encode())
-                return await rsp.end()
+                return await _failed(rsp, out, exc)
             tree = entry.value
             if entry.key is None:
                 entry.key = tree_key(tree)  # type: ignore[arg-type]
@@ -219,10 +216,7 @@ class HttpController:
                 await _pending(pending, changes, gen)
                 continue
             except PyproxyError as exc:
-                if out is None:
-                    return await rsp.whole(500, f"{exc}\n".encode(), _TEXT)
-                await out.send(f"{exc}\n".encode())
-                return await rsp.end()
+                return await _failed(rsp, out, exc)
             version = var.version if var is not None else 0
             if state is not ADDR_PENDING:
                 body = addr_json(state)
@@ -307,6 +301,15 @@ def _pick(tree: NameTree, rng: random.Random) -> Optional[Path]:
             if p is not None:
                 return p
     return None
+
+
+async def _failed(rsp: Responder, out: Any, exc: PyproxyError) -> None:
+    """A binding or address lookup failed: 500 with the message, or, on a stream already open, the
+    message as its last line (namerd's error line) and the end of the stream."""
+    if out is None:
+        return await rsp.whole(500, f"{exc}\n".encode(), _TEXT)
+    await out.send(f"{exc}\n".encode())
+    await rsp.end()
 
 
 async def _first(*waits: Callable[[], Awaitable[Any]]) -> None:

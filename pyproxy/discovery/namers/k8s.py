@@ -143,12 +143,14 @@ class _Service:
         """Drop the address sets nobody observes (oldest first) down to half the bound. A binding
         cached elsewhere may still hold one, which would no longer follow the endpoints: the
         namer's version moves so that every cached binding is computed again."""
+        before = len(self.vars)
         for port, var in list(self.vars.items()):
             if len(self.vars) < MAX_PORTS // 2:
                 break
             if not var.observed:
                 del self.vars[port]
-        self.namer.version += 1
+        if len(self.vars) != before:
+            self.namer.version += 1
 
 
 class _Namespace:
