@@ -47,11 +47,14 @@ class Listener:
         async with trio.open_nursery() as nursery:
             # Connections live in this nursery; the accept loops in their own scope, which drain()
             # cancels, so stopping to accept never interrupts a request in flight.
-            with self._accepting:
-                task_status.started()
-                await trio.serve_listeners(self._handler, self.listeners, handler_nursery=nursery)
-            for listener in self.listeners:
-                await listener.aclose()
+            try:
+                with self._accepting:
+                    task_status.started()
+                    await trio.serve_listeners(self._handler, self.listeners, handler_nursery=nursery)
+            finally:  # however serving ends, the sockets close (a cancelled stop included)
+                with trio.CancelScope(shield=True):
+                    for listener in self.listeners:
+                        await listener.aclose()
             if self._cancel_at_drain:
                 nursery.cancel_scope.cancel()
 
